@@ -1,0 +1,2 @@
+// Public face of core/config: filled in by its implementation.
+export {};

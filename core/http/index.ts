@@ -1,0 +1,2 @@
+// Public face of core/http: filled in by its implementation.
+export {};

@@ -1,0 +1,2 @@
+// Public face of core/hub: filled in by its implementation.
+export {};

@@ -1,0 +1,2 @@
+// Public face of core/identity: filled in by its implementation.
+export {};

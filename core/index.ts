@@ -1,0 +1,19 @@
+/**
+ * Core's public face: the only module plugins import. Everything a plugin may use is re-exported here;
+ * anything not exported is internal and may change without notice.
+ */
+import "reflect-metadata";
+
+export { inject, injectable, type DependencyContainer } from "tsyringe";
+export * from "./tokens.js";
+export * from "./errors.js";
+export * from "./log.js";
+export * from "./message.js";
+export * from "./plugin/index.js";
+export * from "./config/index.js";
+export * from "./http/index.js";
+export * from "./pki/index.js";
+export * from "./identity/index.js";
+export * from "./store/index.js";
+export * from "./router/index.js";
+export * from "./hub/index.js";

@@ -1,0 +1,2 @@
+// Public face of core/pki: filled in by its implementation.
+export {};

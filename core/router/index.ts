@@ -1,0 +1,2 @@
+// Public face of core/router: filled in by its implementation.
+export {};

@@ -1,0 +1,2 @@
+// Public face of core/store: filled in by its implementation.
+export {};
