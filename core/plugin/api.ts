@@ -39,6 +39,30 @@ export interface PluginModule<S extends ZodType = ZodType> {
   register(scope: DependencyContainer): void;
   /** Tokens this plugin provides to the others, registered in the parent container by `register`. */
   readonly provides?: readonly symbol[];
+  /** `strata` sub-commands this plugin adds (e.g. the root's `telemetry tail`); run without starting the gateway. */
+  readonly commands?: readonly PluginCommand[];
+}
+
+/** A `strata` sub-command contributed by a plugin: `strata <name…> [args]`. */
+export interface PluginCommand {
+  /** Words after `strata`, e.g. "telemetry tail". */
+  readonly name: string;
+  readonly summary: string;
+  /** Usage text shown by `strata help <name>`. */
+  readonly usage?: string;
+  /** Returns the process exit code. `config` is the validated gateway config. */
+  run(args: readonly string[], context: PluginCommandContext): Promise<number>;
+}
+
+export interface PluginCommandContext {
+  /** The validated gateway config (StrataConfig from core/config). */
+  readonly config: unknown;
+  /** This plugin's data folder: `<data_dir>/plugins/<name>`. */
+  readonly dataDir: string;
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  /** Aborted on SIGINT/SIGTERM (for `--follow`). */
+  readonly signal: AbortSignal;
 }
 
 /** Identity helper that keeps the config type attached to the manifest. */
