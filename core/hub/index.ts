@@ -1,2 +1,5 @@
-// Public face of core/hub: filled in by its implementation.
-export {};
+export * from "./types.js";
+export * from "./queues.js";
+export { CoreHub, type HubOptions, type HubStats } from "./hub.js";
+export { Drain, type DrainOptions } from "./drain.js";
+export { TwinStore, mergePatch, emptyTwin } from "./twins.js";

@@ -1,0 +1,393 @@
+import { StrataError } from "../errors.js";
+import type { Identities, IdentityEvent, IdentityRecord, Principal } from "../identity/types.js";
+import type { Logger } from "../log.js";
+import type { IdentityId, InboundMessage, Message } from "../message.js";
+import type { Endpoint, Router } from "../router/types.js";
+import type { Lease, Store } from "../store/types.js";
+import { Drain } from "./drain.js";
+import { c2dQueue, inputQueue, parseInputQueue, sinkQueue, UPSTREAM } from "./queues.js";
+import { mergePatch, TwinStore, versioned } from "./twins.js";
+import type {
+  Attachment, DeliveryOutcome, DeviceLink, EndpointConsumer, Hub, IngestResult, MethodRequest, MethodResult, Twin,
+} from "./types.js";
+
+export interface HubOptions {
+  /** This gateway's device id: the origin of the messages it stamps. */
+  self: string;
+  /** The root has no parent: its `$upstream` fans out to the northbound sinks. */
+  isRoot: boolean;
+  store: Store;
+  router: Router;
+  identities: Identities;
+  logger: Logger;
+  /** Default message TTL in seconds (IoT Edge's store-and-forward default is 7200). */
+  defaultTtlSecs?: number;
+  /** C2D messages live this long unless the sender set an expiry (IoT Hub's default is one hour). */
+  c2dTtlSecs?: number;
+  /** Identities this gateway serves directly at once (IoT Edge's MaxConnectedClients, 100). */
+  maxClients?: number;
+  /** A C2D message abandoned this many times is dead-lettered (IoT Hub's max delivery count, 10). */
+  c2dMaxDeliveries?: number;
+  now?: () => number;
+}
+
+interface Connected {
+  link: DeviceLink;
+  drains: Map<string, Drain>;
+}
+
+export interface HubStats {
+  ingested: number;
+  forwarded: number;
+  duplicates: number;
+  unrouted: number;
+  connected: number;
+  methodCalls: number;
+  methodTimeouts: number;
+}
+
+/**
+ * The hub: every message, twin change and method call passes through here. Messages are stamped, routed and
+ * made durable before a head may acknowledge them; endpoint queues are drained by `Drain` loops, one per
+ * endpoint (consumers: the upstream link, sinks) and one per connected device and kind (C2D, module inputs).
+ */
+export class CoreHub implements Hub {
+  private readonly links = new Map<IdentityId, Connected>();
+  private readonly consumers = new Map<string, Drain>();
+  private readonly sinks = new Set<string>();
+  private readonly twins: TwinStore;
+  private readonly now: () => number;
+  private readonly unsubscribe: () => void;
+  private warnedNoSink = false;
+  private stopped = false;
+  private readonly counters: Omit<HubStats, "connected"> = {
+    ingested: 0, forwarded: 0, duplicates: 0, unrouted: 0, methodCalls: 0, methodTimeouts: 0,
+  };
+
+  constructor(private readonly opts: HubOptions) {
+    this.twins = new TwinStore(opts.store.kv<Twin>("twins"));
+    this.now = opts.now ?? Date.now;
+    this.unsubscribe = opts.identities.on((e) => this.onIdentityEvent(e));
+  }
+
+  // ---- messages up ---------------------------------------------------------------------------------
+
+  async ingest(principal: Principal, inbound: InboundMessage): Promise<IngestResult> {
+    const now = this.now();
+    const systemProperties = { ...inbound.systemProperties };
+    systemProperties.connectionDeviceId = principal.deviceId;
+    if (principal.moduleId) systemProperties.connectionModuleId = principal.moduleId;
+    else delete systemProperties.connectionModuleId;
+    const message: Message = {
+      id: this.opts.store.nextId(),
+      origin: this.opts.self,
+      source: principal.id,
+      enqueuedTime: now,
+      deadline: now,
+      priority: 0,
+      body: inbound.body,
+      properties: inbound.properties,
+      systemProperties,
+    };
+    const endpoints = this.route(message, true);
+    const result = await this.enqueue(message, endpoints);
+    this.counters.ingested++;
+    return result;
+  }
+
+  async forward(principal: Principal, message: Message): Promise<IngestResult> {
+    if (message.source !== principal.id) {
+      throw new StrataError("STRATA_HUB_SOURCE_MISMATCH", `message ${message.id} claims source ${message.source} but arrived for ${principal.id}`);
+    }
+    const copy: Message = { ...message };
+    const endpoints = this.route(copy, false);
+    const result = await this.enqueue(copy, endpoints);
+    this.counters.forwarded++;
+    return result;
+  }
+
+  /** Routes the message, sets its priority (and, at the origin, its deadline); returns queue names. */
+  private route(message: Message, atOrigin: boolean): string[] {
+    const matches = this.opts.router.match(message, "telemetry");
+    if (matches.length === 0) return [];
+    message.priority = Math.min(...matches.map((m) => m.priority));
+    if (atOrigin) {
+      const ttl = Math.min(...matches.map((m) => m.timeToLiveSecs ?? this.opts.defaultTtlSecs ?? 7200));
+      message.deadline = message.enqueuedTime + ttl * 1000;
+      const asked = Date.parse(message.systemProperties.expiryTimeUtc ?? "");
+      if (Number.isFinite(asked) && asked < message.deadline) message.deadline = asked;
+    }
+    const queues = new Set<string>();
+    for (const m of matches) for (const q of this.queuesFor(m.endpoint)) queues.add(q);
+    return [...queues];
+  }
+
+  private queuesFor(endpoint: Endpoint): string[] {
+    switch (endpoint.kind) {
+      case "upstream":
+        if (!this.opts.isRoot) return [UPSTREAM];
+        if (this.sinks.size === 0) {
+          if (!this.warnedNoSink) this.opts.logger.warn({}, "root has no northbound sink: $upstream messages stay queued");
+          this.warnedNoSink = true;
+          return [UPSTREAM];
+        }
+        return [...this.sinks].map(sinkQueue);
+      case "module-input":
+        return [inputQueue(`${endpoint.deviceId ?? this.opts.self}/${endpoint.moduleId}`, endpoint.input)];
+      case "sink":
+        return [sinkQueue(endpoint.name)];
+    }
+  }
+
+  private async enqueue(message: Message, endpoints: string[]): Promise<IngestResult> {
+    if (endpoints.length === 0) {
+      this.counters.unrouted++;
+      this.opts.logger.debug({ messageId: message.id, source: message.source }, "message matched no route");
+      return { id: message.id, duplicate: false, endpoints };
+    }
+    const { duplicate } = await this.opts.store.enqueue(message, endpoints);
+    if (duplicate) this.counters.duplicates++;
+    for (const q of endpoints) this.wakeInputDrain(q);
+    return { id: message.id, duplicate, endpoints };
+  }
+
+  // ---- endpoint consumers ----------------------------------------------------------------------------
+
+  consume(endpoint: string, consumer: EndpointConsumer): () => void {
+    if (this.consumers.has(endpoint)) {
+      throw new StrataError("STRATA_HUB_ENDPOINT_TAKEN", `endpoint ${endpoint} already has a consumer; each endpoint is drained by one`);
+    }
+    const drain = new Drain({
+      queue: this.opts.store.queue(endpoint),
+      deliver: (leases, signal) => consumer.deliver(leases, signal),
+      batchSize: consumer.batchSize ?? 100,
+      logger: this.opts.logger,
+    });
+    this.consumers.set(endpoint, drain);
+    if (!this.stopped) drain.start();
+    return () => {
+      if (this.consumers.get(endpoint) === drain) this.consumers.delete(endpoint);
+      void drain.stop();
+    };
+  }
+
+  addSink(name: string): void {
+    this.sinks.add(name);
+  }
+
+  // ---- connected devices -----------------------------------------------------------------------------
+
+  attach(link: DeviceLink): Attachment {
+    const id = link.principal.id;
+    const existing = this.links.get(id);
+    if (existing) this.detach(id, existing, "replaced by a newer connection of the same identity");
+    else if (this.countsAgainstLimit(link) && this.directCount() >= (this.opts.maxClients ?? 100)) {
+      throw new StrataError(
+        "STRATA_HUB_MAX_CLIENTS",
+        `refusing ${id}: this gateway already serves ${this.directCount()} identities directly (max_clients = ${this.opts.maxClients ?? 100})`,
+      );
+    }
+    const entry: Connected = { link, drains: new Map() };
+    this.links.set(id, entry);
+    this.refreshDrains(id, entry);
+    return {
+      changed: () => {
+        if (this.links.get(id) === entry) this.refreshDrains(id, entry);
+      },
+      detach: () => {
+        if (this.links.get(id) === entry) this.detach(id, entry);
+      },
+    };
+  }
+
+  isConnected(id: IdentityId): boolean {
+    return this.links.has(id);
+  }
+
+  private countsAgainstLimit(link: DeviceLink): boolean {
+    return link.principal.method !== "on-behalf-of";
+  }
+
+  private directCount(): number {
+    let n = 0;
+    for (const { link } of this.links.values()) if (this.countsAgainstLimit(link)) n++;
+    return n;
+  }
+
+  private detach(id: IdentityId, entry: Connected, closeReason?: string): void {
+    this.links.delete(id);
+    for (const d of entry.drains.values()) void d.stop();
+    entry.drains.clear();
+    if (closeReason) entry.link.close(closeReason);
+  }
+
+  /** Starts the drains a link now accepts: its C2D queue and its module-input queues. */
+  private refreshDrains(id: IdentityId, entry: Connected): void {
+    if (this.stopped) return;
+    if (entry.link.accepts("c2d")) this.ensureDrain(entry, c2dQueue(id), (leases, signal) => this.deliverC2D(entry.link, leases, signal), 10);
+    if (entry.link.accepts("inputs")) {
+      for (const q of Object.keys(this.opts.store.stats().queues)) {
+        const parsed = parseInputQueue(q);
+        if (parsed && parsed.target === id) this.ensureInputDrain(entry, q, parsed.input);
+      }
+    }
+  }
+
+  private wakeInputDrain(queue: string): void {
+    const parsed = parseInputQueue(queue);
+    if (!parsed) return;
+    const entry = this.links.get(parsed.target);
+    if (entry?.link.accepts("inputs")) this.ensureInputDrain(entry, queue, parsed.input);
+  }
+
+  private ensureInputDrain(entry: Connected, queue: string, input: string): void {
+    this.ensureDrain(entry, queue, (leases, signal) => this.deliverInputs(entry.link, input, leases, signal), 10);
+  }
+
+  private ensureDrain(entry: Connected, queue: string, deliver: (l: readonly Lease[], s: AbortSignal) => Promise<DeliveryOutcome[]>, batch: number): void {
+    if (entry.drains.has(queue)) return;
+    const drain = new Drain({
+      queue: this.opts.store.queue(queue),
+      deliver,
+      batchSize: batch,
+      logger: this.opts.logger,
+      maxAttempts: queue.startsWith("c2d:") ? (this.opts.c2dMaxDeliveries ?? 10) : undefined,
+    });
+    entry.drains.set(queue, drain);
+    drain.start();
+  }
+
+  private async deliverC2D(link: DeviceLink, leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
+    return Promise.all(leases.map(async (lease): Promise<DeliveryOutcome> => {
+      const outcome = await untilAborted(link.deliverC2D(lease.message), signal);
+      if (outcome === undefined) return "retry";
+      if (outcome === "completed") return "delivered";
+      if (outcome === "rejected") return { deadLetter: "rejected by the device" };
+      return "retry";
+    }));
+  }
+
+  private async deliverInputs(link: DeviceLink, input: string, leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
+    return Promise.all(leases.map(async (lease): Promise<DeliveryOutcome> => {
+      const done = await untilAborted(link.deliverInput(input, lease.message).then(() => true), signal);
+      return done ? "delivered" : "retry";
+    }));
+  }
+
+  private onIdentityEvent(e: IdentityEvent): void {
+    const revoked = e.type === "removed" || e.record.status === "disabled" || credentialsChanged(e.previous, e.record);
+    if (!revoked) return;
+    const reason = e.type === "removed" ? "identity removed" : e.record.status === "disabled" ? "identity disabled" : "credentials changed";
+    for (const [id, entry] of [...this.links]) {
+      if (id === e.record.id || entry.link.principal.actor === e.record.id) {
+        this.opts.logger.info({ identity: id, reason }, "disconnecting revoked identity");
+        this.detach(id, entry, reason);
+      }
+    }
+  }
+
+  // ---- twins -------------------------------------------------------------------------------------------
+
+  getTwin(id: IdentityId): Promise<Twin> {
+    return this.twins.get(id);
+  }
+
+  async patchReported(id: IdentityId, patch: Record<string, unknown>): Promise<number> {
+    const twin = await this.twins.update(id, (t) => {
+      mergePatch(t.properties.reported, patch);
+      t.properties.reported.$version += 1;
+    });
+    return twin.properties.reported.$version;
+  }
+
+  async patchDesired(id: IdentityId, patch: Record<string, unknown>, tags?: Record<string, unknown>): Promise<Twin> {
+    const twin = await this.twins.update(id, (t) => {
+      mergePatch(t.properties.desired, patch);
+      t.properties.desired.$version += 1;
+      if (tags) mergePatch(t.tags, tags);
+    });
+    const link = this.links.get(id)?.link;
+    if (link?.accepts("desired") && Object.keys(patch).length > 0) {
+      link.desiredPatch(versioned(patch, twin.properties.desired.$version));
+    }
+    return twin;
+  }
+
+  // ---- methods and C2D ---------------------------------------------------------------------------------
+
+  async invokeMethod(id: IdentityId, request: MethodRequest): Promise<MethodResult> {
+    this.counters.methodCalls++;
+    const link = this.links.get(id)?.link;
+    if (!link || !link.accepts("methods")) {
+      return { status: 404, payload: { errorCode: 404103, message: `${id} is not connected or has not subscribed to direct methods` } };
+    }
+    const timeoutMs = Math.max(1, request.responseTimeoutInSeconds || 30) * 1000;
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<MethodResult>((resolve) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        this.counters.methodTimeouts++;
+        resolve({ status: 504, payload: { errorCode: 504101, message: `${id} did not answer ${request.methodName} within ${timeoutMs / 1000} s` } });
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([link.invokeMethod(request, abort.signal), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async sendC2D(id: IdentityId, inbound: InboundMessage): Promise<{ id: string }> {
+    const now = this.now();
+    const asked = Date.parse(inbound.systemProperties.expiryTimeUtc ?? "");
+    const message: Message = {
+      id: this.opts.store.nextId(),
+      origin: this.opts.self,
+      source: "$service",
+      enqueuedTime: now,
+      deadline: Number.isFinite(asked) ? asked : now + (this.opts.c2dTtlSecs ?? 3600) * 1000,
+      priority: 0,
+      body: inbound.body,
+      properties: inbound.properties,
+      systemProperties: { ...inbound.systemProperties, to: inbound.systemProperties.to ?? `/devices/${id}/messages/devicebound` },
+    };
+    await this.opts.store.enqueue(message, [c2dQueue(id)]);
+    return { id: message.id };
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------------------
+
+  stats(): HubStats {
+    return { ...this.counters, connected: this.links.size };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe();
+    const stops: Promise<void>[] = [];
+    for (const [id, entry] of [...this.links]) {
+      this.detach(id, entry, "gateway shutting down");
+    }
+    for (const d of this.consumers.values()) stops.push(d.stop());
+    this.consumers.clear();
+    await Promise.all(stops);
+  }
+}
+
+/** The promise's value, or undefined once the signal aborts (the device went away mid-delivery). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => { signal.removeEventListener("abort", onAbort); resolve(v); },
+      (e: unknown) => { signal.removeEventListener("abort", onAbort); if (signal.aborted) resolve(undefined); else reject(e); },
+    );
+  });
+}
+
+function credentialsChanged(before: IdentityRecord | undefined, after: IdentityRecord): boolean {
+  return before !== undefined && JSON.stringify(before.auth) !== JSON.stringify(after.auth);
+}
