@@ -1,2 +1,3 @@
-// Public face of core/store: filled in by its implementation.
-export {};
+// Public face of core/store.
+export type * from "./types.js";
+export { LevelStore, type LevelStoreOptions } from "./level-store.js";

@@ -1,0 +1,361 @@
+/**
+ * The durable store on classic-level: endpoint queues, dedup memory, dead letters, Strata ids and namespaced
+ * kv in one LevelDB, every write group-committed with `sync: true` (see group-commit.ts, codec.ts).
+ */
+import { ClassicLevel } from "classic-level";
+import { StrataError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Message } from "../message.js";
+import type { DeadLetter, DropCause, EnqueueResult, EndpointQueue, Kv, Store, StoreStats } from "./types.js";
+import { GroupCommit, type Op } from "./group-commit.js";
+import { Deque } from "./deque.js";
+import { LevelKv } from "./kv.js";
+import { LANES, LevelQueue, type Entry, type QueueHost } from "./queue.js";
+import {
+  IDS_KEY, SEP, decodeF64, decodeHeader, decodeRecord, dedupKey, encodeF64, encodeRecord, parseDeadKey,
+  parseQueueKey, queueKey,
+} from "./codec.js";
+
+export interface LevelStoreOptions {
+  /** Directory of the LevelDB (created when missing). */
+  path: string;
+  /** This gateway's device id: the prefix of every Strata id minted here. */
+  gatewayId: string;
+  /** Bytes of queued messages plus dead letters beyond which enqueue is refused. */
+  quotaBytes: number;
+  logger: Logger;
+  now?: () => number;
+  /** fsync each batch (default true). false only for benchmarks' baseline and the tests that prove the difference. */
+  sync?: boolean;
+  /** How often expired messages, dedup entries and old dead letters are swept (default 60 s; 0 = never). */
+  sweepIntervalMs?: number;
+  /** Bytes of message bodies kept in memory so live traffic is leased without a disk read (default 64 MiB). */
+  cacheBytes?: number;
+  /** Most ids the dedup memory keeps; the oldest are forgotten beyond it (default 1,000,000). */
+  dedupMax?: number;
+  /** Ids reserved durably at a time (default 10,000). */
+  idBlock?: number;
+  /** How long a dead letter is kept (default 7 days). */
+  deadLetterRetentionMs?: number;
+}
+
+interface DeadIndex { qseq: number; at: number; bytes: number }
+
+export class LevelStore implements Store {
+  private readonly db: ClassicLevel<string, Buffer>;
+  private readonly commit: GroupCommit;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly queues = new Map<string, LevelQueue>();
+  private readonly host: QueueHost;
+  private state: "new" | "open" | "closing" | "closed" = "new";
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  // Strata ids: seqs below `idLimit` are reserved (durably once `idsDirty` is false).
+  private nextSeq = 0;
+  private idLimit = 0;
+  private idsDirty = false;
+
+  private qseq = 0;
+  /** Dedup memory: id → deadline, insertion order (the oldest are evicted first beyond dedupMax). */
+  private readonly seen = new Map<string, number>();
+  /** Enqueues not yet durable, so a concurrent duplicate waits for the first one's outcome. */
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly dead = new Deque<DeadIndex>();
+
+  private usedBytes = 0;
+  private cacheUsed = 0;
+  private counters = { appended: 0, acked: 0, duplicates: 0, deadLettered: 0 };
+  private dropped: Record<DropCause, number> = { ttl: 0, quota: 0, "dead-letter": 0 };
+
+  private readonly sweepIntervalMs: number;
+  private readonly cacheBytes: number;
+  private readonly dedupMax: number;
+  private readonly idBlock: number;
+  private readonly deadRetentionMs: number;
+
+  constructor(private readonly opts: LevelStoreOptions) {
+    if (!opts.gatewayId || opts.gatewayId.includes(":")) {
+      throw new StrataError("STRATA_STORE_CONFIG",
+        `store gatewayId "${opts.gatewayId}" must be a non-empty device id without ':' (it prefixes every Strata id)`);
+    }
+    if (!(opts.quotaBytes > 0)) {
+      throw new StrataError("STRATA_STORE_CONFIG", `store quotaBytes must be a positive number of bytes, got ${opts.quotaBytes}`);
+    }
+    this.log = opts.logger;
+    this.now = opts.now ?? Date.now;
+    this.sweepIntervalMs = opts.sweepIntervalMs ?? 60_000;
+    this.cacheBytes = opts.cacheBytes ?? 64 * 1024 * 1024;
+    this.dedupMax = opts.dedupMax ?? 1_000_000;
+    this.idBlock = opts.idBlock ?? 10_000;
+    this.deadRetentionMs = opts.deadLetterRetentionMs ?? 7 * 24 * 3600_000;
+    this.db = new ClassicLevel<string, Buffer>(opts.path, { keyEncoding: "utf8", valueEncoding: "buffer" });
+    this.commit = new GroupCommit(this.db, opts.sync ?? true);
+    this.commit.beforeWrite = () => this.idOps();
+    this.host = this.makeHost();
+  }
+
+  async open(): Promise<void> {
+    if (this.state !== "new") {
+      throw new StrataError("STRATA_STORE_CLOSED", `store ${this.opts.path} was already opened; create a new LevelStore to reopen it`);
+    }
+    try {
+      await this.db.open();
+    } catch (cause) {
+      throw new StrataError("STRATA_STORE_OPEN",
+        `cannot open the store at ${this.opts.path}: another Strata process may hold it, or the directory is not writable by this user`,
+        { cause });
+    }
+    const started = this.now();
+    const stale: Op[] = [];
+    const stored = await this.db.get(IDS_KEY);
+    this.nextSeq = stored ? decodeF64(stored) : 1;
+    this.idLimit = this.nextSeq + this.idBlock;
+
+    let maxQseq = 0;
+    for await (const [key, value] of this.db.iterator({ gte: `q${SEP}`, lt: "q\u0001" })) {
+      const parsed = parseQueueKey(key);
+      if (!parsed) { this.log.error({ key }, "store key not understood, skipped"); continue; }
+      const h = decodeHeader(value);
+      maxQseq = Math.max(maxQseq, parsed.qseq);
+      const bytes = Buffer.byteLength(key) + value.length;
+      this.usedBytes += bytes;
+      this.queueOf(parsed.endpoint).insert(this.entry(parsed.qseq, key, h.i, h.s, h.p, h.d, h.a, bytes, undefined));
+    }
+    for await (const [key, value] of this.db.iterator({ gte: `x${SEP}`, lt: "x\u0001" })) {
+      const qseq = parseDeadKey(key);
+      maxQseq = Math.max(maxQseq, qseq);
+      const h = decodeHeader(value);
+      const bytes = Buffer.byteLength(key) + value.length;
+      this.usedBytes += bytes;
+      this.dead.push({ qseq, at: h.a, bytes });
+    }
+    const now = this.now();
+    for await (const [key, value] of this.db.iterator({ gte: `d${SEP}`, lt: "d\u0001" })) {
+      const deadline = decodeF64(value);
+      if (deadline <= now) stale.push({ type: "del", key });
+      else this.seen.set(key.slice(2), deadline);
+    }
+    this.qseq = maxQseq + 1;
+    this.state = "open";
+    // Reserve the first block of ids durably before any is handed out.
+    this.idsDirty = true;
+    await this.commit.append(stale);
+    if (this.sweepIntervalMs > 0) {
+      this.sweepTimer = setInterval(() => {
+        this.sweep().catch((err: unknown) => this.log.warn({ err }, "store sweep failed"));
+      }, this.sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
+    this.log.info({
+      path: this.opts.path, queued: [...this.queues.values()].reduce((n, q) => n + q.depth(), 0),
+      deadLetters: this.dead.length, dedup: this.seen.size, usedBytes: this.usedBytes, ms: this.now() - started,
+    }, "store opened");
+  }
+
+  async close(): Promise<void> {
+    if (this.state !== "open") { this.state = "closed"; return; }
+    this.state = "closing";
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.commit.drain();
+    this.state = "closed";
+    await this.db.close();
+    for (const q of this.queues.values()) q.wake();
+  }
+
+  nextId(): string {
+    this.assertOpen();
+    if (this.nextSeq >= this.idLimit - this.idBlock / 2) {
+      // Move the reservation ahead; every batch built from now on carries it until one is durable, and any
+      // message using a new id is written in such a batch, so a restart never mints an id that left here.
+      this.idLimit = Math.max(this.idLimit, this.nextSeq + 1) + this.idBlock;
+      this.idsDirty = true;
+      this.commit.append([]).catch((err: unknown) => this.log.warn({ err }, "id reservation write failed"));
+    }
+    return `${this.opts.gatewayId}:${this.nextSeq++}`;
+  }
+
+  async enqueue(message: Message, endpoints: readonly string[]): Promise<EnqueueResult> {
+    this.assertOpen();
+    const id = message.id;
+    const first = this.inflight.get(id);
+    if (first || this.seen.has(id)) {
+      this.counters.duplicates++;
+      // Answer only once the first copy is durable: the caller acks its sender on this answer.
+      if (first) await first;
+      return { duplicate: true };
+    }
+    const now = this.now();
+    if (message.deadline <= now) {
+      this.dropped.ttl++;
+      return { duplicate: false };
+    }
+    if (!(message.priority >= 0 && message.priority < LANES) || !Number.isInteger(message.priority)) {
+      throw new StrataError("STRATA_STORE_PRIORITY",
+        `message ${id} has priority ${message.priority}; a route priority must be an integer 0 (highest) to 9`);
+    }
+    const value = encodeRecord(message, now);
+    const planned = endpoints.map((endpoint) => {
+      const qseq = this.qseq++;
+      const key = queueKey(endpoint, qseq);
+      return { endpoint, qseq, key, bytes: Buffer.byteLength(key) + value.length };
+    });
+    const size = planned.reduce((n, p) => n + p.bytes, 0);
+    if (this.usedBytes + size > this.opts.quotaBytes) {
+      this.dropped.quota++;
+      throw new StrataError("STRATA_STORE_QUOTA",
+        `store quota reached (${this.usedBytes} of ${this.opts.quotaBytes} bytes used, message ${id} needs ${size}): ` +
+        "refuse the sender until the upstream drains the backlog, or raise [store] quota");
+    }
+    this.usedBytes += size;
+    const ops: Op[] = planned.map((p) => ({ type: "put", key: p.key, value }));
+    ops.push({ type: "put", key: dedupKey(id), value: encodeF64(message.deadline) });
+    const write = this.commit.append(ops, () => {
+      this.rememberId(id, message.deadline);
+      this.counters.appended++;
+      for (const p of planned) {
+        const e = this.entry(p.qseq, p.key, id, message.source, message.priority, message.deadline, now, p.bytes, undefined);
+        this.host.cache(e, message);
+        this.queueOf(p.endpoint).insert(e);
+      }
+    }, () => { this.usedBytes -= size; });
+    this.inflight.set(id, write);
+    try {
+      await write;
+    } finally {
+      this.inflight.delete(id);
+    }
+    return { duplicate: false };
+  }
+
+  queue(endpoint: string): EndpointQueue {
+    return this.queueOf(endpoint);
+  }
+
+  async deadLetters(limit = 100): Promise<DeadLetter[]> {
+    this.assertOpen();
+    const out: DeadLetter[] = [];
+    for await (const [, value] of this.db.iterator({ gte: `x${SEP}`, lt: "x\u0001", reverse: true, limit })) {
+      const { header, message } = decodeRecord(value);
+      out.push({ message, endpoint: header.ep ?? "", reason: header.r ?? "", at: header.a });
+    }
+    return out.reverse();
+  }
+
+  stats(): StoreStats {
+    const queues: StoreStats["queues"] = {};
+    for (const [name, q] of this.queues) queues[name] = { depth: q.depth(), oldestAgeMs: q.oldestAgeMs() };
+    return {
+      ...this.counters, dropped: { ...this.dropped }, usedBytes: this.usedBytes, quotaBytes: this.opts.quotaBytes, queues,
+    };
+  }
+
+  kv<V = unknown>(namespace: string): Kv<V> {
+    if (!namespace || namespace.includes(SEP)) {
+      throw new StrataError("STRATA_STORE_CONFIG", `kv namespace "${namespace}" must be non-empty and contain no NUL character`);
+    }
+    return new LevelKv<V>(this.db, this.commit, namespace, () => this.assertOpen());
+  }
+
+  /** Drops expired messages, forgets expired ids and old dead letters; runs on a timer, callable by tests. */
+  async sweep(): Promise<{ ttl: number; dedup: number; deadLetters: number }> {
+    this.assertOpen();
+    const now = this.now();
+    let ttl = 0;
+    for (const q of this.queues.values()) ttl += q.sweepExpired(now);
+    const ops: Op[] = [];
+    for (const [id, deadline] of this.seen) {
+      if (deadline <= now) { this.seen.delete(id); ops.push({ type: "del", key: dedupKey(id) }); }
+    }
+    const dedup = ops.length;
+    let deadLetters = 0;
+    while (this.dead.length && (this.dead.peek() as DeadIndex).at + this.deadRetentionMs <= now) {
+      const d = this.dead.shift() as DeadIndex;
+      this.usedBytes -= d.bytes;
+      ops.push({ type: "del", key: `x${SEP}${d.qseq.toString(16).padStart(13, "0")}` });
+      deadLetters++;
+    }
+    if (ops.length) await this.commit.append(ops);
+    if (ttl || dedup || deadLetters) this.log.debug({ ttl, dedup, deadLetters }, "store swept");
+    return { ttl, dedup, deadLetters };
+  }
+
+  /** Batches written since open (group-commit efficiency, for benchmarks). */
+  get batchesWritten(): number {
+    return this.commit.batches;
+  }
+
+  private assertOpen(): void {
+    if (this.state !== "open") {
+      throw new StrataError("STRATA_STORE_CLOSED",
+        `store ${this.opts.path} is ${this.state === "new" ? "not open yet: await open() first" : "closed"}`);
+    }
+  }
+
+  private queueOf(endpoint: string): LevelQueue {
+    let q = this.queues.get(endpoint);
+    if (!q) {
+      if (!endpoint || endpoint.includes(SEP)) {
+        throw new StrataError("STRATA_STORE_CONFIG", `endpoint name "${endpoint}" must be non-empty and contain no NUL character`);
+      }
+      q = new LevelQueue(endpoint, this.host);
+      this.queues.set(endpoint, q);
+    }
+    return q;
+  }
+
+  private entry(qseq: number, key: string, id: string, source: string, priority: number, deadline: number,
+    storedAt: number, bytes: number, message: Message | undefined): Entry {
+    const lane = Math.min(LANES - 1, Math.max(0, Math.trunc(priority) || 0));
+    return { qseq, key, id, source, lane, deadline, storedAt, bytes, message, leased: false, attempts: 0, gone: false };
+  }
+
+  private rememberId(id: string, deadline: number): void {
+    this.seen.set(id, deadline);
+    if (this.seen.size <= this.dedupMax) return;
+    const ops: Op[] = [];
+    for (const [old] of this.seen) {
+      if (this.seen.size <= this.dedupMax) break;
+      this.seen.delete(old);
+      ops.push({ type: "del", key: dedupKey(old) });
+    }
+    this.commit.append(ops).catch((err: unknown) => this.log.warn({ err }, "dedup eviction write failed"));
+  }
+
+  private idOps(): Op[] {
+    if (!this.idsDirty) return [];
+    this.idsDirty = false;
+    return [{ type: "put", key: IDS_KEY, value: encodeF64(Math.max(this.idLimit, this.nextSeq)) }];
+  }
+
+  private makeHost(): QueueHost {
+    return {
+      log: this.log,
+      now: () => this.now(),
+      assertOpen: () => this.assertOpen(),
+      nextQseq: () => this.qseq++,
+      readValues: (keys) => this.db.getMany(keys),
+      append: (ops, onDurable, onFailed) => this.commit.append(ops, onDurable, onFailed),
+      forget: (e) => {
+        this.usedBytes -= e.bytes;
+        if (e.message) { this.cacheUsed -= e.bytes; e.message = undefined; }
+      },
+      cache: (e, m) => {
+        if (e.message || this.cacheUsed + e.bytes > this.cacheBytes) return;
+        e.message = m;
+        this.cacheUsed += e.bytes;
+      },
+      forgetCache: (e) => {
+        if (e.message) { this.cacheUsed -= e.bytes; e.message = undefined; }
+      },
+      countAcked: (n) => { this.counters.acked += n; },
+      countTtl: (n) => { this.dropped.ttl += n; },
+      addDeadLetter: (qseq, at, bytes) => {
+        this.usedBytes += bytes;
+        this.dead.push({ qseq, at, bytes });
+        this.counters.deadLettered++;
+        this.dropped["dead-letter"]++;
+      },
+    };
+  }
+}

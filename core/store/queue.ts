@@ -1,0 +1,283 @@
+/**
+ * One endpoint's queue, held as an in-memory index over the records on disk: lanes per priority (0 highest
+ * … 9), and inside each lane one FIFO per source served round-robin. Bodies stay on disk unless they fit the
+ * store's read cache, so a backlog of millions costs only the index.
+ */
+import type { Logger } from "../log.js";
+import type { Message } from "../message.js";
+import type { EndpointQueue, Lease } from "./types.js";
+import type { Op } from "./group-commit.js";
+import { Deque } from "./deque.js";
+import { deadKey, encodeRecord, decodeRecord } from "./codec.js";
+
+export const LANES = 10;
+/** Lane p gets 10 - p turns per round: priority 9 still gets 1 in 55 when every lane is busy. */
+export const laneWeight = (p: number): number => LANES - p;
+
+export interface Entry {
+  readonly qseq: number;
+  readonly key: string;
+  readonly id: string;
+  readonly source: string;
+  readonly lane: number;
+  readonly deadline: number;
+  readonly storedAt: number;
+  /** Bytes counted against the quota (key + value). */
+  readonly bytes: number;
+  /** Cached message; undefined when it must be read from disk. */
+  message: Message | undefined;
+  leased: boolean;
+  attempts: number;
+  gone: boolean;
+}
+
+/** What a queue needs from its store. */
+export interface QueueHost {
+  readonly log: Logger;
+  now(): number;
+  assertOpen(): void;
+  nextQseq(): number;
+  readValues(keys: string[]): Promise<(Buffer | undefined)[]>;
+  append(ops: Op[], onDurable?: () => void, onFailed?: () => void): Promise<void>;
+  /** The entry left the queue (acked, expired, dead-lettered): release its quota bytes and cache. */
+  forget(entry: Entry): void;
+  /** Keeps `m` in memory with the entry when the read cache has room. */
+  cache(entry: Entry, m: Message): void;
+  forgetCache(entry: Entry): void;
+  countAcked(n: number): void;
+  countTtl(n: number): void;
+  /** A dead letter of `bytes` was written (quota, index, counters). */
+  addDeadLetter(qseq: number, at: number, bytes: number): void;
+}
+
+class Lane {
+  readonly sources = new Map<string, Deque<Entry>>();
+  /** Sources with something available, in round-robin order. */
+  readonly ring = new Deque<string>();
+  available = 0;
+  /** Smooth weighted round-robin state. */
+  current = 0;
+  constructor(readonly weight: number) {}
+}
+
+export class LevelQueue implements EndpointQueue {
+  private readonly lanes: Lane[] = Array.from({ length: LANES }, (_, p) => new Lane(laneWeight(p)));
+  /** Every queued entry, leased or not, by qseq (insertion order = age order). */
+  private readonly all = new Map<number, Entry>();
+  private readonly leases = new WeakMap<Lease, Entry>();
+  private waiters = new Set<() => void>();
+
+  constructor(readonly endpoint: string, private readonly host: QueueHost) {}
+
+  /** Adds a durable entry at the back of its source's FIFO. Entries arrive in qseq order. */
+  insert(e: Entry): void {
+    this.all.set(e.qseq, e);
+    this.makeAvailable(e, false);
+  }
+
+  async lease(max: number): Promise<Lease[]> {
+    this.host.assertOpen();
+    const now = this.host.now();
+    const picked: Entry[] = [];
+    const expired: Entry[] = [];
+    while (picked.length < max) {
+      const lane = this.pickLane();
+      if (!lane) break;
+      const e = this.takeFrom(lane);
+      if (e.deadline <= now) expired.push(e);
+      else { e.leased = true; picked.push(e); }
+    }
+    if (expired.length) this.dropExpired(expired);
+    const missing = picked.filter((e) => !e.message);
+    if (missing.length) {
+      const values = await this.host.readValues(missing.map((e) => e.key));
+      missing.forEach((e, i) => {
+        const v = values[i];
+        if (v) e.message = decodeRecord(v).message;
+      });
+    }
+    const out: Lease[] = [];
+    for (const e of picked) {
+      if (!e.message) {
+        // The index and the disk disagree: never hand out a hole, say so loudly.
+        this.host.log.error({ endpoint: this.endpoint, id: e.id, key: e.key }, "store record missing for queued entry");
+        this.remove(e);
+        continue;
+      }
+      const lease: Lease = { message: e.message, endpoint: this.endpoint, attempts: e.attempts };
+      this.leases.set(lease, e);
+      out.push(lease);
+      // The lease holds the message now; keep the cache for entries not yet handed out.
+      this.host.forgetCache(e);
+    }
+    return out;
+  }
+
+  async ack(leases: readonly Lease[]): Promise<void> {
+    this.host.assertOpen();
+    const entries = this.entriesOf(leases);
+    if (entries.length === 0) return;
+    await this.host.append(entries.map((e) => ({ type: "del", key: e.key })), () => {
+      let n = 0;
+      for (const e of entries) if (!e.gone) { this.remove(e); n++; }
+      this.host.countAcked(n);
+    });
+  }
+
+  release(leases: readonly Lease[]): void {
+    const entries = this.entriesOf(leases).sort((a, b) => b.qseq - a.qseq);
+    for (const e of entries) {
+      e.leased = false;
+      e.attempts++;
+      const lease = leases.find((l) => this.leases.get(l) === e);
+      if (lease) {
+        this.leases.delete(lease);
+        this.host.cache(e, lease.message);
+      }
+      this.makeAvailable(e, true);
+    }
+  }
+
+  async deadLetter(lease: Lease, reason: string): Promise<void> {
+    this.host.assertOpen();
+    const [e] = this.entriesOf([lease]);
+    if (!e) return;
+    const at = this.host.now();
+    const qseq = this.host.nextQseq();
+    const key = deadKey(qseq);
+    const value = encodeRecord(lease.message, e.storedAt, { endpoint: this.endpoint, reason });
+    await this.host.append([{ type: "del", key: e.key }, { type: "put", key, value }], () => {
+      this.remove(e);
+      this.host.addDeadLetter(qseq, at, Buffer.byteLength(key) + value.length);
+    });
+    this.host.log.warn({ endpoint: this.endpoint, id: e.id, source: e.source, reason }, "message dead-lettered");
+  }
+
+  waitAvailable(signal?: AbortSignal): Promise<void> {
+    if (this.available() > 0 || signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.waiters.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      this.waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  depth(): number {
+    return this.all.size;
+  }
+
+  oldestAgeMs(): number {
+    const first = this.all.values().next();
+    return first.done ? 0 : Math.max(0, this.host.now() - first.value.storedAt);
+  }
+
+  /** Messages that could be leased now. */
+  available(): number {
+    let n = 0;
+    for (const l of this.lanes) n += l.available;
+    return n;
+  }
+
+  /** Drops every expired entry not currently leased (a leased one is dropped if it comes back). */
+  sweepExpired(now: number): number {
+    const expired: Entry[] = [];
+    for (const lane of this.lanes) {
+      for (const [source, dq] of lane.sources) {
+        const removed = dq.removeWhere((e) => {
+          if (e.deadline > now) return false;
+          expired.push(e);
+          return true;
+        });
+        lane.available -= removed;
+        if (dq.length === 0) {
+          lane.sources.delete(source);
+          lane.ring.removeWhere((s) => s === source);
+        }
+      }
+    }
+    if (expired.length) this.dropExpired(expired);
+    return expired.length;
+  }
+
+  /** Wakes consumers (also on close, so their loops see the store closed). */
+  wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  // Lane choice: smooth weighted round-robin (nginx) over the lanes that have something available.
+  private pickLane(): Lane | undefined {
+    let best: Lane | undefined;
+    let total = 0;
+    for (const lane of this.lanes) {
+      if (lane.available === 0) continue;
+      lane.current += lane.weight;
+      total += lane.weight;
+      if (!best || lane.current > best.current) best = lane;
+    }
+    if (best) best.current -= total;
+    return best;
+  }
+
+  // Source choice: the next source in the lane's ring gives one message and goes to the back.
+  private takeFrom(lane: Lane): Entry {
+    const source = lane.ring.shift() as string;
+    const dq = lane.sources.get(source) as Deque<Entry>;
+    const e = dq.shift() as Entry;
+    lane.available--;
+    if (dq.length > 0) lane.ring.push(source);
+    else lane.sources.delete(source);
+    return e;
+  }
+
+  private makeAvailable(e: Entry, keepOrder: boolean): void {
+    const lane = this.lanes[e.lane];
+    let dq = lane.sources.get(e.source);
+    if (!dq) {
+      dq = new Deque<Entry>();
+      lane.sources.set(e.source, dq);
+      lane.ring.push(e.source);
+    }
+    if (!keepOrder || dq.length === 0) {
+      if (keepOrder) dq.unshift(e); else dq.push(e);
+    } else {
+      // A released entry goes back before newer messages of its source (binary search on qseq).
+      let lo = 0, hi = dq.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if ((dq.at(mid) as Entry).qseq < e.qseq) lo = mid + 1; else hi = mid;
+      }
+      dq.insertAt(lo, e);
+    }
+    lane.available++;
+    this.wake();
+  }
+
+  private dropExpired(expired: Entry[]): void {
+    for (const e of expired) this.remove(e);
+    this.host.countTtl(expired.length);
+    this.host.log.debug({ endpoint: this.endpoint, count: expired.length }, "expired messages dropped");
+    this.host.append(expired.map((e) => ({ type: "del", key: e.key }))).catch((err: unknown) =>
+      // Not fatal: the records are expired, the next open or sweep drops them again.
+      this.host.log.warn({ err, endpoint: this.endpoint }, "delete of expired messages failed"));
+  }
+
+  private remove(e: Entry): void {
+    if (e.gone) return;
+    e.gone = true;
+    this.all.delete(e.qseq);
+    this.host.forget(e);
+  }
+
+  private entriesOf(leases: readonly Lease[]): Entry[] {
+    const out: Entry[] = [];
+    for (const l of leases) {
+      const e = this.leases.get(l);
+      if (e && e.leased && !e.gone) out.push(e);
+    }
+    return out;
+  }
+}
