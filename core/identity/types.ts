@@ -38,6 +38,11 @@ export interface Principal {
   /** For on-behalf-of: the gateway that presented its own credential, and the chain it presented. */
   actor?: IdentityId;
   authChain?: string[];
+  /**
+   * Service side only (verifyService): the shared access policy the token was signed with. Then `id` and
+   * `deviceId` are `$policy:{name}`, which names no device.
+   */
+  policy?: string;
   /** Seconds since the epoch when the credential stops being valid (SAS `se`, certificate notAfter). */
   expiresAt?: number;
 }
@@ -59,7 +64,9 @@ export type AuthFailure =
   | "wrong-audience"
   | "wrong-identity"
   | "not-in-scope"
-  | "bad-certificate";
+  | "bad-certificate"
+  /** Service side: the policy exists and the signature is good, but it lacks the right asked for. */
+  | "insufficient-rights";
 
 export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: AuthFailure; detail: string };
 
@@ -88,6 +95,9 @@ export interface Identities {
   put(record: Omit<IdentityRecord, "generation" | "updatedAt"> & Partial<Pick<IdentityRecord, "generation">>): Promise<IdentityRecord>;
   remove(id: IdentityId): Promise<void>;
   on(listener: (e: IdentityEvent) => void): () => void;
+
+  // `now` in the verify methods is milliseconds since the epoch (Date.now()), the unit of every other time
+  // in core; SAS `se` and Principal.expiresAt stay in seconds as on the wire.
 
   /** Verify a SAS token presented by a connection claiming to be `claimed`. */
   verifySas(claimed: IdentityId, token: string, now?: number): AuthResult;
