@@ -1,0 +1,167 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { silentLogger } from "../../../core/log.js";
+import { LevelStore } from "../../../core/store/index.js";
+import { isStrataError } from "../../../core/errors.js";
+import { Clock, msg, nOf, openStore, tempDir } from "./helpers.js";
+
+test("TTL: an expired message is never leased, is dropped and counted, and swept from disk", async (t) => {
+  const clock = new Clock();
+  const path = join(tempDir(t), "db");
+  const store = await openStore(t, { path, now: clock.now });
+  await store.enqueue(msg("d1", 0, { deadline: clock.t + 1000 }, clock.t), ["up"]);
+  await store.enqueue(msg("d1", 1, { deadline: clock.t + 60_000 }, clock.t), ["up"]);
+  await store.enqueue(msg("d2", 0, { deadline: clock.t + 1000 }, clock.t), ["side"]);
+  // Already expired at enqueue: not written at all.
+  await store.enqueue(msg("d1", 2, { deadline: clock.t - 1 }, clock.t), ["up"]);
+  assert.equal(store.stats().dropped.ttl, 1);
+  clock.t += 5000;
+  const got = await store.queue("up").lease(10);
+  assert.deepEqual(got.map((l) => nOf(l.message)), [1]);
+  assert.equal(store.stats().dropped.ttl, 2);
+  // "side" is never leased: the sweep finds it.
+  const swept = await store.sweep();
+  assert.equal(swept.ttl, 1);
+  assert.equal(store.stats().dropped.ttl, 3);
+  assert.equal(store.queue("side").depth(), 0);
+});
+
+test("TTL sweep frees the disk: nothing expired comes back after reopen", async (t) => {
+  const clock = new Clock();
+  const path = join(tempDir(t), "db");
+  const opts = { path, gatewayId: "gw1", quotaBytes: 1 << 26, logger: silentLogger(), sweepIntervalMs: 0, now: clock.now };
+  const s1 = new LevelStore(opts);
+  await s1.open();
+  for (let i = 0; i < 20; i++) await s1.enqueue(msg("d1", i, { deadline: clock.t + 1000 }, clock.t), ["up"]);
+  await s1.enqueue(msg("d1", 99, { deadline: clock.t + 100_000 }, clock.t), ["up"]);
+  const full = s1.stats().usedBytes;
+  clock.t += 2000;
+  await s1.sweep();
+  const used = s1.stats().usedBytes;
+  assert.ok(used < full / 10, `usedBytes ${used} after sweep, ${full} before`);
+  await s1.close();
+  clock.t -= 2000; // even with the clock back, the swept records are gone from disk
+  const s2 = new LevelStore(opts);
+  await s2.open();
+  t.after(() => s2.close());
+  assert.equal(s2.queue("up").depth(), 1);
+  assert.equal(s2.stats().usedBytes, used);
+});
+
+test("quota: enqueue is refused with STRATA_STORE_QUOTA, nothing queued is dropped, acks make room", async (t) => {
+  const store = await openStore(t, { quotaBytes: 20_000 });
+  let accepted = 0;
+  let refused: unknown;
+  for (let i = 0; i < 1000 && !refused; i++) {
+    try {
+      await store.enqueue(msg("d1", i, { body: Buffer.alloc(500, 1) }), ["up"]);
+      accepted++;
+    } catch (e) {
+      refused = e;
+    }
+  }
+  assert.ok(isStrataError(refused, "STRATA_STORE_QUOTA"), String(refused));
+  assert.match((refused as Error).message, /quota/);
+  assert.ok(accepted > 20 && accepted < 40, `accepted ${accepted}`);
+  const s = store.stats();
+  assert.ok(s.usedBytes <= 20_000);
+  assert.equal(s.dropped.quota, 1);
+  assert.equal(store.queue("up").depth(), accepted, "nothing accepted was dropped");
+  // Refused again while full.
+  await assert.rejects(store.enqueue(msg("d1", 1000, { body: Buffer.alloc(500) }), ["up"]), { code: "STRATA_STORE_QUOTA" });
+  // The upstream drains some: room again.
+  const q = store.queue("up");
+  await q.ack(await q.lease(5));
+  await store.enqueue(msg("d1", 1001, { body: Buffer.alloc(500) }), ["up"]);
+  assert.equal(q.depth(), accepted - 5 + 1);
+  // The accepted ones are all there, in order.
+  const rest = await q.lease(1000);
+  assert.deepEqual(rest.map((l) => nOf(l.message)), [...Array.from({ length: accepted - 5 }, (_, i) => i + 5), 1001]);
+});
+
+test("dead letter: moved with reason, endpoint and time, counted, does not block the next", async (t) => {
+  const clock = new Clock();
+  const path = join(tempDir(t), "db");
+  const opts = { path, gatewayId: "gw1", quotaBytes: 1 << 26, logger: silentLogger(), sweepIntervalMs: 0, now: clock.now };
+  const s1 = new LevelStore(opts);
+  await s1.open();
+  for (let i = 0; i < 3; i++) await s1.enqueue(msg("d1", i, {}, clock.t), ["up"]);
+  const q = s1.queue("up");
+  const [poison] = await q.lease(1);
+  const usedBefore = s1.stats().usedBytes;
+  await q.deadLetter(poison, "rejected by parent: message too large");
+  assert.equal(q.depth(), 2);
+  const next = await q.lease(10);
+  assert.deepEqual(next.map((l) => nOf(l.message)), [1, 2]);
+  const s = s1.stats();
+  assert.equal(s.deadLettered, 1);
+  assert.equal(s.dropped["dead-letter"], 1);
+  assert.ok(s.usedBytes > 0 && Math.abs(s.usedBytes - usedBefore) < 200, "dead letters stay counted in the quota");
+  await s1.close();
+
+  const s2 = new LevelStore(opts);
+  await s2.open();
+  t.after(() => s2.close());
+  const dl = await s2.deadLetters();
+  assert.equal(dl.length, 1);
+  assert.equal(dl[0].reason, "rejected by parent: message too large");
+  assert.equal(dl[0].endpoint, "up");
+  assert.equal(dl[0].at, clock.t);
+  assert.equal(dl[0].message.id, poison.message.id);
+  assert.deepEqual(dl[0].message.body, poison.message.body);
+  assert.equal(s2.stats().usedBytes, s.usedBytes);
+  // Retention: old dead letters are swept and free their bytes.
+  clock.t += 8 * 24 * 3600_000;
+  const swept = await s2.sweep();
+  assert.equal(swept.deadLetters, 1);
+  assert.deepEqual(await s2.deadLetters(), []);
+});
+
+test("deadLetters(limit) returns the newest, newest last", async (t) => {
+  const store = await openStore(t);
+  for (let i = 0; i < 5; i++) await store.enqueue(msg("d1", i), ["up"]);
+  const q = store.queue("up");
+  for (const l of await q.lease(5)) await q.deadLetter(l, `r${nOf(l.message)}`);
+  assert.deepEqual((await store.deadLetters(2)).map((d) => d.reason), ["r3", "r4"]);
+});
+
+test("dedup: a repeated id is reported, counted, not written — also after reopen and while the first is in flight", async (t) => {
+  const path = join(tempDir(t), "db");
+  const opts = { path, gatewayId: "gw1", quotaBytes: 1 << 26, logger: silentLogger(), sweepIntervalMs: 0 };
+  const s1 = new LevelStore(opts);
+  await s1.open();
+  const m = msg("d1", 0, { id: "gw0:42" });
+  const [a, b] = await Promise.all([s1.enqueue(m, ["up"]), s1.enqueue({ ...m }, ["up"])]);
+  assert.deepEqual([a.duplicate, b.duplicate], [false, true]);
+  const q1 = s1.queue("up");
+  await q1.ack(await q1.lease(10)); // delivered and acked: the id must still be remembered
+  await s1.close();
+
+  const s2 = new LevelStore(opts);
+  await s2.open();
+  t.after(() => s2.close());
+  const used = s2.stats().usedBytes;
+  assert.deepEqual(await s2.enqueue({ ...m }, ["up"]), { duplicate: true });
+  assert.equal(s2.stats().duplicates, 1);
+  assert.equal(s2.queue("up").depth(), 0);
+  assert.equal(s2.stats().usedBytes, used);
+  assert.deepEqual(await s2.enqueue(msg("d1", 1, { id: "gw0:43" }), ["up"]), { duplicate: false });
+});
+
+test("dedup memory is bounded and swept after the deadline", async (t) => {
+  const clock = new Clock();
+  const store = await openStore(t, { now: clock.now, dedupMax: 10 });
+  for (let i = 0; i < 15; i++) await store.enqueue(msg("d1", i, { id: `o:${i}`, deadline: clock.t + 1000 }, clock.t), ["up"]);
+  // The 5 oldest ids were forgotten, the 10 newest are remembered.
+  assert.equal((await store.enqueue(msg("d1", 14, { id: "o:14", deadline: clock.t + 1000 }, clock.t), ["up"])).duplicate, true);
+  assert.equal((await store.enqueue(msg("d1", 0, { id: "o:0", deadline: clock.t + 1000 }, clock.t), ["up"])).duplicate, false);
+  clock.t += 2000;
+  const swept = await store.sweep();
+  assert.equal(swept.dedup, 10);
+});
+
+test("priority out of range is a clear error", async (t) => {
+  const store = await openStore(t);
+  await assert.rejects(store.enqueue(msg("d1", 0, { priority: 12 }), ["up"]), { code: "STRATA_STORE_PRIORITY" });
+});
