@@ -1,0 +1,206 @@
+import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
+import type { DeliveryOutcome, Logger } from "../../core/index.js";
+import type { Outgoing } from "./payload.js";
+
+export interface PublisherOptions {
+  url: string;
+  protocolVersion: 4 | 5;
+  clientId: string;
+  username?: string;
+  password?: string;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  qos: 1 | 2;
+  retain: boolean;
+  maxInFlight: number;
+  connectTimeoutMs: number;
+  ackTimeoutMs: number;
+  keepaliveSecs: number;
+  logger: Logger;
+}
+
+export interface Publication {
+  topic: string;
+  outgoing: Outgoing;
+}
+
+/**
+ * MQTT 5 reason codes in a PUBACK/PUBREC that no retry can change for this message: it goes to the
+ * dead-letter area with the reason. Every other failure (not authorised, quota, a lost connection) is
+ * retried: an operator can fix the broker, and the hub keeps the message meanwhile.
+ */
+const PERMANENT_REASONS: Readonly<Record<number, string>> = {
+  0x90: "topic name invalid",
+  0x95: "packet too large",
+  0x99: "payload format invalid",
+};
+
+/**
+ * Owns at most one MQTT.js connection to the broker and publishes batches on it. A message counts as
+ * delivered only once the broker acknowledged it (PUBACK at QoS 1, PUBCOMP at QoS 2).
+ *
+ * MQTT.js's own reconnect is off (`reconnectPeriod: 0`) and every connection is a fresh client with a
+ * clean session: when a connection drops, its unacknowledged publishes are reported "retry" and MQTT.js
+ * keeps no copy to resend behind our back, so the hub's queue is the only place a message waits.
+ */
+export class BrokerPublisher {
+  private client: MqttClient | undefined;
+  private connecting: Promise<MqttClient> | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: PublisherOptions) {}
+
+  /** Publishes in order, at most `maxInFlight` awaiting acknowledgement; one outcome per publication. */
+  async publishAll(items: readonly Publication[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
+    const outcomes: DeliveryOutcome[] = items.map(() => "retry");
+    if (items.length === 0 || signal.aborted) return outcomes;
+    let client: MqttClient;
+    try {
+      client = await this.connection(signal);
+    } catch (err) {
+      if (!signal.aborted) this.opts.logger.warn({ err, url: this.opts.url }, "mqtt sink cannot reach the broker, will retry");
+      return outcomes;
+    }
+    // Every publish awaiting its acknowledgement, by its settle function: a lost connection or a stop
+    // settles them all as "retry" at once.
+    const awaiting = new Set<(outcome: DeliveryOutcome) => void>();
+    const retryAll = () => [...awaiting].forEach((settle) => settle("retry"));
+    signal.addEventListener("abort", retryAll, { once: true });
+    client.once("close", retryAll);
+    const window = new Set<Promise<void>>();
+    let broken = false;
+    try {
+      for (let i = 0; i < items.length && !broken && !signal.aborted; i++) {
+        const index = i;
+        const p = this.publishOne(client, items[index]!, awaiting).then((outcome) => {
+          outcomes[index] = outcome;
+          if (outcome === "retry") broken = true;
+        });
+        window.add(p);
+        void p.finally(() => window.delete(p));
+        if (window.size >= this.opts.maxInFlight) await Promise.race(window);
+      }
+      await Promise.all(window);
+    } finally {
+      signal.removeEventListener("abort", retryAll);
+      client.off("close", retryAll);
+    }
+    // A connection that failed one publish is dropped: the next batch starts on a fresh one.
+    if (broken) this.drop(client);
+    return outcomes;
+  }
+
+  /** Disconnects (gracefully when possible, within a bound). Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const client = this.client ?? (await this.connecting?.catch(() => undefined));
+    this.client = undefined;
+    if (!client) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => client.end(true, () => resolve()), 2000);
+      client.end(false, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private publishOne(client: MqttClient, item: Publication, awaiting: Set<(o: DeliveryOutcome) => void>): Promise<DeliveryOutcome> {
+    return new Promise((resolve) => {
+      const settle = (outcome: DeliveryOutcome) => {
+        if (!awaiting.delete(settle)) return;
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      awaiting.add(settle);
+      const timer = setTimeout(() => {
+        this.opts.logger.warn({ topic: item.topic, timeoutMs: this.opts.ackTimeoutMs }, "mqtt sink publish not acknowledged in time, reconnecting");
+        settle("retry");
+        this.drop(client);
+      }, this.opts.ackTimeoutMs);
+      if (!client.connected) return settle("retry");
+      const options: IClientPublishOptions = { qos: this.opts.qos, retain: this.opts.retain };
+      if (item.outgoing.properties) options.properties = item.outgoing.properties;
+      client.publish(item.topic, item.outgoing.payload, options, (err) => {
+        if (!err) return settle("delivered");
+        const raw = (err as { code?: unknown }).code;
+        const code = typeof raw === "number" ? raw : -1;
+        const permanent = PERMANENT_REASONS[code];
+        if (permanent) {
+          settle({ deadLetter: `broker refused the message: ${permanent} (MQTT reason 0x${code.toString(16)})` });
+        } else {
+          if (awaiting.has(settle)) this.opts.logger.warn({ err, topic: item.topic }, "mqtt sink publish failed, will retry");
+          settle("retry");
+        }
+      });
+    });
+  }
+
+  private async connection(signal: AbortSignal): Promise<MqttClient> {
+    if (this.closed) throw new Error("mqtt sink is stopped");
+    if (this.client?.connected) return this.client;
+    this.connecting ??= this.connect().finally(() => (this.connecting = undefined));
+    return await abortable(this.connecting, signal);
+  }
+
+  private connect(): Promise<MqttClient> {
+    const o = this.opts;
+    const options: IClientOptions = {
+      protocolVersion: o.protocolVersion,
+      clientId: o.clientId,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: o.connectTimeoutMs,
+      keepalive: o.keepaliveSecs,
+      resubscribe: false,
+      ...(o.username !== undefined ? { username: o.username } : {}),
+      ...(o.password !== undefined ? { password: o.password } : {}),
+      ...(o.ca ? { ca: o.ca } : {}),
+      ...(o.cert ? { cert: o.cert } : {}),
+      ...(o.key ? { key: o.key } : {}),
+    };
+    const client = mqtt.connect(o.url, options);
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error) => {
+        client.removeListener("connect", onConnect);
+        client.end(true);
+        reject(err);
+      };
+      const onError = (err: Error) => fail(err);
+      const onClose = () => fail(new Error(`connection to ${o.url} closed before CONNACK`));
+      const onConnect = () => {
+        client.off("error", onError);
+        client.off("close", onClose);
+        if (this.closed) return fail(new Error("mqtt sink is stopped"));
+        // After this, errors surface as "close" (handled per publish); keep one listener so none is unhandled.
+        client.on("error", (err) => o.logger.warn({ err, url: o.url }, "mqtt sink connection error"));
+        client.once("close", () => {
+          if (this.client === client) this.client = undefined;
+          if (!this.closed) o.logger.warn({ url: o.url }, "mqtt sink lost the broker connection");
+          client.end(true);
+        });
+        this.client = client;
+        o.logger.info({ url: o.url, clientId: o.clientId }, "mqtt sink connected");
+        resolve(client);
+      };
+      client.once("connect", onConnect);
+      client.once("error", onError);
+      client.once("close", onClose);
+    });
+  }
+
+  private drop(client: MqttClient): void {
+    if (this.client === client) this.client = undefined;
+    client.end(true);
+  }
+}
+
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error("aborted"));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new Error("aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
