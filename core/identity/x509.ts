@@ -66,7 +66,8 @@ export function chainProblem(
 }
 
 function issued(ca: X509Certificate, cert: X509Certificate): boolean {
-  return ca.ca && ca.checkIssued(cert) && cert.verify(ca.publicKey);
+  // `a.checkIssued(b)` asks whether a was issued by b (names, key identifiers, key usage); verify() checks the signature.
+  return ca.ca && cert.checkIssued(ca) && cert.verify(ca.publicKey);
 }
 
 function describe(cert: X509Certificate): string {
