@@ -17,5 +17,7 @@ export const TOKENS = {
   Pki: Symbol.for("strata.Pki") as InjectionToken<unknown>,
   Metrics: Symbol.for("strata.Metrics") as InjectionToken<unknown>,
   HttpFront: Symbol.for("strata.HttpFront") as InjectionToken<unknown>,
+  /** Bound addresses of every listener (core/listeners.ts): heads report theirs after they bind. */
+  Listeners: Symbol.for("strata.Listeners") as InjectionToken<unknown>,
 } as const;
 export type TokenName = keyof typeof TOKENS;
