@@ -17,10 +17,10 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], input: unkno
     if (issue.code === "invalid_union" && issue.errors.length > 0) {
       // A union (a route as a string or a table): report the branch that got furthest, not "invalid input".
       const best = [...issue.errors].sort((a, b) => depth(b) - depth(a))[0]!;
-      lines.push(...describeIssues(best, input, path));
+      lines.push(...describeIssues(best, valueAt(input, issue.path), path));
       continue;
     }
-    lines.push(`${keyPath(path)}: ${explain(issue, valueAt(input, path))}`);
+    lines.push(`${keyPath(path)}: ${explain(issue, valueAt(input, issue.path))}`);
   }
   return lines;
 }
