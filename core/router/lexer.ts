@@ -15,7 +15,7 @@ export interface Token {
 }
 
 const OPERATORS = ["<=", ">=", "<>", "!=", "||", "??", "(", ")", ",", "+", "-", "*", "/", "%", "=", "<", ">"];
-const NUMBER = /^(?:0[xX][0-9a-fA-F]+|(?:\d*\.\d+|\d+)(?:[eE][+-]?\d+)?)/y;
+const NUMBER = /(?:0[xX][0-9a-fA-F]+|(?:\d*\.\d+|\d+)(?:[eE][+-]?\d+)?)/y;
 const IDENT = /[A-Za-z_][A-Za-z0-9_.]*/y;
 /** `$name`: letters, digits, `_` and `-` (IoT Hub names such as `$iothub-connection-device-id`). */
 const SYS_NAME = /[A-Za-z0-9_-]+/y;
@@ -57,7 +57,8 @@ export class Lexer {
       this.pos = this.peeked.pos;
       this.peeked = undefined;
     }
-    this.skipSpace();
+    // Whitespace only: a source path such as /* must not be read as a comment.
+    while (this.pos < this.text.length && /\s/.test(this.text[this.pos]!)) this.pos++;
     const start = this.pos;
     while (this.pos < this.text.length && !/\s/.test(this.text[this.pos]!)) this.pos++;
     return { kind: "path", text: this.text.slice(start, this.pos), pos: start };
