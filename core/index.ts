@@ -18,3 +18,4 @@ export * from "./identity/index.js";
 export * from "./store/index.js";
 export * from "./router/index.js";
 export * from "./hub/index.js";
+export * from "./gateway.js";

@@ -1,0 +1,175 @@
+import "reflect-metadata";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import type { StrataConfig } from "./config/schema.js";
+import { readSecret } from "./config/secret.js";
+import { StrataError } from "./errors.js";
+import { HttpFront } from "./http/front.js";
+import { CoreHub } from "./hub/hub.js";
+import { IdentityRegistry } from "./identity/registry.js";
+import type { AccessPolicy } from "./identity/types.js";
+import { Listeners } from "./listeners.js";
+import { createLogger, type Logger } from "./log.js";
+import { Pki } from "./pki/pki.js";
+import { PluginHost, type PluginEntry, type PluginStartReport } from "./plugin/host.js";
+import { loadPluginEntries } from "./plugin/loader.js";
+import { RouteTable } from "./router/route-table.js";
+import type { RouteSpec } from "./router/types.js";
+import { LevelStore } from "./store/level-store.js";
+import { TOKENS } from "./tokens.js";
+
+/** Used when `[routes]` is empty: everything a device sends goes up (at the root: to the northbound sinks). */
+export const DEFAULT_ROUTES: readonly RouteSpec[] = [{ name: "upstream", route: "FROM /messages/* INTO $upstream" }];
+
+export interface GatewayOptions {
+  config: StrataConfig;
+  logger?: Logger;
+  /** In-process plugins added to those the config names (embedding, tests). */
+  extraPlugins?: readonly PluginEntry[];
+  /** Built-in plugins that run without a `[plugins.NAME]` section. Default: "mqtt", plus "root" on the root. */
+  defaultPlugins?: readonly string[];
+  /** Where compiled built-in plugins live. Default: dist/plugins next to dist/core. */
+  builtinDir?: string;
+}
+
+/**
+ * One Strata gateway: core services wired into a container, plugins started in dependency order, then the
+ * HTTPS listener opened (routes must be mounted before it listens). Stop runs in reverse.
+ */
+export class Gateway {
+  private stopping?: Promise<void>;
+
+  private constructor(
+    readonly config: StrataConfig,
+    readonly logger: Logger,
+    readonly container: DependencyContainer,
+    readonly store: LevelStore,
+    readonly identities: IdentityRegistry,
+    readonly router: RouteTable,
+    readonly hub: CoreHub,
+    readonly front: HttpFront,
+    readonly pki: Pki,
+    readonly listeners: Listeners,
+    readonly plugins: PluginHost,
+    readonly report: PluginStartReport,
+  ) {}
+
+  get isRoot(): boolean {
+    return this.config.parent === undefined;
+  }
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const config = opts.config;
+    const logger = opts.logger ?? createLogger({ level: config.log.level });
+    const isRoot = config.parent === undefined;
+
+    const cert = readFileSync(config.tls.cert_file, "utf8");
+    const key = readSecret(config.tls.key_file, "tls.key_file");
+    const ca = readFileSync(config.tls.ca_file, "utf8");
+    const pki = new Pki({ cert, key, chain: cert, trustBundle: ca });
+
+    const store = new LevelStore({
+      path: join(config.data_dir, "store"),
+      gatewayId: config.device_id,
+      quotaBytes: config.store.quota_bytes,
+      logger: logger.child({ area: "store" }),
+    });
+    await store.open();
+    const undo: (() => Promise<void>)[] = [() => store.close()];
+    try {
+      const identities = new IdentityRegistry({
+        self: config.device_id,
+        hubName: config.hub,
+        hostnames: [...new Set([config.hostname, config.listen.address])],
+        kv: store.kv("identities"),
+        policies: isRoot && config.service ? [ownerPolicy(readSecret(config.service.owner_key_file, "service.owner_key_file"))] : [],
+        trustedCas: [ca],
+        logger: logger.child({ area: "identities" }),
+      });
+      await identities.load();
+
+      const router = new RouteTable();
+      router.setRoutes(routesFromConfig(config));
+
+      const hub = new CoreHub({
+        self: config.device_id,
+        isRoot,
+        store,
+        router,
+        identities,
+        logger: logger.child({ area: "hub" }),
+        defaultTtlSecs: config.store.default_ttl_secs,
+      });
+      undo.unshift(() => hub.stop());
+
+      const front = new HttpFront({
+        tls: { cert, key, ca },
+        address: config.listen.address,
+        port: config.listen.https,
+        logger: logger.child({ area: "https" }),
+      });
+      undo.unshift(() => front.close());
+      const listeners = new Listeners();
+
+      const scope = rootContainer.createChildContainer();
+      scope.register(TOKENS.Logger, { useValue: logger });
+      scope.register(TOKENS.Config, { useValue: config });
+      scope.register(TOKENS.Store, { useValue: store });
+      scope.register(TOKENS.Identities, { useValue: identities });
+      scope.register(TOKENS.Router, { useValue: router });
+      scope.register(TOKENS.Hub, { useValue: hub });
+      scope.register(TOKENS.HttpFront, { useValue: front });
+      scope.register(TOKENS.Pki, { useValue: pki });
+      scope.register(TOKENS.Listeners, { useValue: listeners });
+
+      const entries = [
+        ...loadPluginEntries(config.plugins, {
+          builtinDir: opts.builtinDir ?? join(__dirname, "..", "plugins"),
+          defaults: opts.defaultPlugins ?? (isRoot ? ["mqtt", "root"] : ["mqtt"]),
+        }),
+        ...(opts.extraPlugins ?? []),
+      ];
+      const plugins = new PluginHost(scope, entries, { logger });
+      undo.unshift(() => plugins.stop());
+      const report = await plugins.start();
+
+      const https = await front.listen();
+      listeners.report({ name: "https", address: https.address, port: https.port });
+      logger.info({ device: config.device_id, root: isRoot, listeners: listeners.all(), plugins: report.started }, "gateway started");
+      return new Gateway(config, logger, scope, store, identities, router, hub, front, pki, listeners, plugins, report);
+    } catch (err) {
+      for (const step of undo) await step().catch((e: unknown) => logger.warn({ err: e }, "cleanup after failed start"));
+      throw err;
+    }
+  }
+
+  /** Stops plugins (reverse order), the HTTPS listener, the hub's drains, then closes the store. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const errors: unknown[] = [];
+      for (const step of [() => this.plugins.stop(), () => this.front.close(), () => this.hub.stop(), () => this.store.close()]) {
+        await step().catch((e: unknown) => errors.push(e));
+      }
+      for (const err of errors) this.logger.error({ err }, "error while stopping");
+      this.logger.info({ device: this.config.device_id }, "gateway stopped");
+    })();
+    return this.stopping;
+  }
+}
+
+export function routesFromConfig(config: StrataConfig): RouteSpec[] {
+  const entries = Object.entries(config.routes);
+  if (entries.length === 0) return [...DEFAULT_ROUTES];
+  return entries.map(([name, r]) =>
+    typeof r === "string"
+      ? { name, route: r }
+      : { name, route: r.route, priority: r.priority, ...(r.ttl_secs !== undefined ? { timeToLiveSecs: r.ttl_secs } : {}) },
+  );
+}
+
+/** The root's `iothubowner` policy: every right, as in IoT Hub. */
+export function ownerPolicy(key: string): AccessPolicy {
+  if (!key.trim()) throw new StrataError("STRATA_CONFIG_SECRET_EMPTY", "service.owner_key_file is empty; put a base64 key in it (strata start creates one for the embedded default)");
+  return { name: "iothubowner", primaryKey: key.trim(), rights: ["RegistryRead", "RegistryWrite", "ServiceConnect", "DeviceConnect"] };
+}
