@@ -150,8 +150,9 @@ export class IdentityRegistry implements Identities {
       const previous = this.records.get(fields.id);
       const record: IdentityRecord = deepFreeze({
         ...structuredClone(fields),
-        // A child stores its parent's generation as given, so the two copies can be compared.
-        generation: generation ?? (previous?.generation ?? 0) + 1,
+        // A newer generation given (a child storing its parent's copy) is kept so the two copies compare
+        // equal; anything else (a record spread from get() and edited) bumps it.
+        generation: generation !== undefined && generation > (previous?.generation ?? 0) ? generation : (previous?.generation ?? 0) + 1,
         updatedAt: Date.now(),
       });
       await this.kv.put(record.id, record);
