@@ -75,6 +75,9 @@ export class HttpFront {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: "TLSv1.2",
+      // Blob and image layers over slow plant links take longer than node's 5-minute whole-request default;
+      // headersTimeout (60 s) still bounds clients that never finish their headers.
+      requestTimeout: 0,
     });
     // Raw mounts are dispatched before fastify sees the request, so their bodies are never parsed or buffered.
     this.app = Fastify({

@@ -5,6 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import type { IncomingMessage } from "node:http";
 import { once } from "node:events";
+import pino from "pino";
 import { peerCertificate } from "../../../core/http/index.js";
 import { issueDeviceCert, issueServerCert } from "../../../core/pki/index.js";
 import { isStrataError } from "../../../core/errors.js";
@@ -237,4 +238,19 @@ test("close() is bounded: it closes WebSockets (1001) and drops requests still r
   assert.equal(await hanging, "aborted");
   assert.ok(took >= 250 && took < 2000, `close took ${took} ms`);
   await front.close(); // idempotent
+});
+
+test("refused upgrades are logged with the path and the offered subprotocols", async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const { port, pki } = await startFront(t, (f) => f.websocket(WS_PATH, "mqtt", () => undefined), { logger });
+  assert.equal((await openWs(port, pki.trustBundle, WS_PATH, ["AMQPWSB10"])).status, 400);
+  assert.equal((await openWs(port, pki.trustBundle, "/nope", ["mqtt"])).status, 404);
+  assert.deepEqual(
+    lines.map((l) => [l.msg, l.path, l.protocols]),
+    [
+      ["websocket upgrade refused: no matching subprotocol", WS_PATH, ["AMQPWSB10"]],
+      ["websocket upgrade refused: no handler for path", "/nope", ["mqtt"]],
+    ],
+  );
 });
