@@ -145,7 +145,8 @@ export class LevelQueue implements EndpointQueue {
     const at = this.host.now();
     const qseq = this.host.nextQseq();
     const key = deadKey(qseq);
-    const value = encodeRecord(lease.message, e.storedAt, { endpoint: this.endpoint, reason });
+    // A dead letter's stored-at is when it was dead-lettered (the retention clock and `DeadLetter.at`).
+    const value = encodeRecord(lease.message, at, { endpoint: this.endpoint, reason });
     await this.host.append([{ type: "del", key: e.key }, { type: "put", key, value }], () => {
       this.remove(e);
       this.host.addDeadLetter(qseq, at, Buffer.byteLength(key) + value.length);

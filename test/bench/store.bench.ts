@@ -5,7 +5,7 @@
  *
  *   node dist/test/bench/run.js store [--seconds 2] [--body 300] [--writers 1,10,100]
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../core/log.js";
@@ -71,10 +71,25 @@ function encodeCost(bodyBytes: number): number {
   return ((performance.now() - t0) * 1000) / n;
 }
 
+/** Raw write+fdatasync per second on the bench's disk: the ceiling is writers × this (one append in flight each). */
+function rawSyncsPerSec(): number {
+  const dir = mkdtempSync(join(tmpdir(), "strata-bench-sync-"));
+  const fd = openSync(join(dir, "probe"), "w");
+  const b = Buffer.alloc(300, 1);
+  const n = 200;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) { writeSync(fd, b); fdatasyncSync(fd); }
+  const perSec = n / ((performance.now() - t0) / 1000);
+  closeSync(fd);
+  rmSync(dir, { recursive: true, force: true });
+  return perSec;
+}
+
 export async function run(args: string[]): Promise<void> {
   const seconds = Number(arg(args, "seconds", "2"));
   const bodyBytes = Number(arg(args, "body", "300"));
   const writerCounts = arg(args, "writers", "1,10,100").split(",").map(Number);
+  const syncsBefore = rawSyncsPerSec();
   const results: Result[] = [];
   for (const writers of writerCounts) {
     for (const sync of [true, false]) results.push(await runCase(writers, sync, seconds, bodyBytes));
@@ -97,6 +112,9 @@ export async function run(args: string[]): Promise<void> {
     const u = results.find((r) => r.writers === writers && !r.sync) as Result;
     console.log(`${writers} writers: durable/unsynced throughput ${(d.perSec / u.perSec).toFixed(2)}x, p99 ${(d.p99 / u.p99).toFixed(1)}x`);
   }
+  const syncsAfter = rawSyncsPerSec();
+  console.log(`raw write+fdatasync on this disk: ${fmt(syncsBefore)}/s before, ${fmt(syncsAfter)}/s after ` +
+    "(with one append in flight per writer, durable appends/s <= writers × this)");
   console.log(`record encoding: ${encodeCost(bodyBytes).toFixed(2)} µs per message`);
   const target = results.find((r) => r.writers === 100 && r.sync);
   if (target) console.log(`target >= 50,000 durable appends/s with 100 writers: ${target.perSec >= 50_000 ? "met" : "NOT met"} (${fmt(target.perSec)})`);

@@ -89,6 +89,7 @@ test("dead letter: moved with reason, endpoint and time, counted, does not block
   for (let i = 0; i < 3; i++) await s1.enqueue(msg("d1", i, {}, clock.t), ["up"]);
   const q = s1.queue("up");
   const [poison] = await q.lease(1);
+  clock.t += 5000; // dead-lettered later than it was stored: `at` is the dead-letter time
   const usedBefore = s1.stats().usedBytes;
   await q.deadLetter(poison, "rejected by parent: message too large");
   assert.equal(q.depth(), 2);
