@@ -1,4 +1,4 @@
-import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
+import mqtt, { type IClientOptions, type IClientPublishOptions, type IConnackPacket, type MqttClient } from "mqtt";
 import type { DeliveryOutcome, Logger } from "../../core/index.js";
 import type { Outgoing } from "./payload.js";
 
@@ -32,9 +32,18 @@ export interface Publication {
  */
 const PERMANENT_REASONS: Readonly<Record<number, string>> = {
   0x90: "topic name invalid",
-  0x95: "packet too large",
   0x99: "payload format invalid",
 };
+
+/** What an MQTT 5 broker announced in its CONNACK that bounds what we send. */
+interface ServerLimits {
+  /** Publishes awaiting acknowledgement it accepts at once [MQTT-3.3.4-7]. */
+  receiveMaximum: number;
+  /** Largest packet it accepts; a larger one would make it disconnect us, again and again [MQTT-3.1.2-24]. */
+  maximumPacketSize: number;
+}
+
+const NO_LIMITS: ServerLimits = { receiveMaximum: 65535, maximumPacketSize: Infinity };
 
 /**
  * Owns at most one MQTT.js connection to the broker and publishes batches on it. A message counts as
@@ -46,6 +55,7 @@ const PERMANENT_REASONS: Readonly<Record<number, string>> = {
  */
 export class BrokerPublisher {
   private client: MqttClient | undefined;
+  private limits: ServerLimits = NO_LIMITS;
   private connecting: Promise<MqttClient> | undefined;
   private closed = false;
 
@@ -69,17 +79,23 @@ export class BrokerPublisher {
     signal.addEventListener("abort", retryAll, { once: true });
     client.once("close", retryAll);
     const window = new Set<Promise<void>>();
+    const maxInFlight = Math.min(this.opts.maxInFlight, this.limits.receiveMaximum);
     let broken = false;
     try {
       for (let i = 0; i < items.length && !broken && !signal.aborted; i++) {
         const index = i;
+        const tooLarge = this.oversize(items[index]!);
+        if (tooLarge) {
+          outcomes[index] = { deadLetter: tooLarge };
+          continue;
+        }
         const p = this.publishOne(client, items[index]!, awaiting).then((outcome) => {
           outcomes[index] = outcome;
           if (outcome === "retry") broken = true;
         });
         window.add(p);
         void p.finally(() => window.delete(p));
-        if (window.size >= this.opts.maxInFlight) await Promise.race(window);
+        if (window.size >= maxInFlight) await Promise.race(window);
       }
       await Promise.all(window);
     } finally {
@@ -104,6 +120,19 @@ export class BrokerPublisher {
         resolve();
       });
     });
+  }
+
+  /** Why the broker would refuse this publish for its size (undefined when it fits). */
+  private oversize(item: Publication): string | undefined {
+    const max = this.limits.maximumPacketSize;
+    if (max === Infinity) return undefined;
+    let size = 16 + Buffer.byteLength(item.topic) + item.outgoing.payload.length;
+    const props = item.outgoing.properties;
+    if (props) {
+      size += Buffer.byteLength(props.contentType ?? "") + 3;
+      for (const [k, v] of Object.entries(props.userProperties)) size += 5 + Buffer.byteLength(k) + Buffer.byteLength(v);
+    }
+    return size > max ? `about ${size} bytes as an MQTT packet; the broker accepts at most ${max} (its maximum packet size)` : undefined;
   }
 
   private publishOne(client: MqttClient, item: Publication, awaiting: Set<(o: DeliveryOutcome) => void>): Promise<DeliveryOutcome> {
@@ -169,7 +198,7 @@ export class BrokerPublisher {
       };
       const onError = (err: Error) => fail(err);
       const onClose = () => fail(new Error(`connection to ${o.url} closed before CONNACK`));
-      const onConnect = () => {
+      const onConnect = (connack: IConnackPacket) => {
         client.off("error", onError);
         client.off("close", onClose);
         if (this.closed) return fail(new Error("mqtt sink is stopped"));
@@ -181,6 +210,10 @@ export class BrokerPublisher {
           client.end(true);
         });
         this.client = client;
+        this.limits = {
+          receiveMaximum: connack.properties?.receiveMaximum ?? NO_LIMITS.receiveMaximum,
+          maximumPacketSize: connack.properties?.maximumPacketSize ?? NO_LIMITS.maximumPacketSize,
+        };
         o.logger.info({ url: o.url, clientId: o.clientId }, "mqtt sink connected");
         resolve(client);
       };
