@@ -4,6 +4,7 @@ export * from "./types.js";
 export { IdentityRegistry, SAS_CLOCK_SKEW_SECS, OWNER_POLICY, type IdentityRegistryOptions } from "./registry.js";
 export {
   parseSasToken,
+  identityFromSasToken,
   signSas,
   generateKey,
   deviceConnectionString,

@@ -154,3 +154,17 @@ function safeDecode(s: string): string | undefined {
     return undefined; // URIError: malformed %-escape; the caller reports it as a malformed field
   }
 }
+
+/**
+ * The identity a device token names (`{host}/devices/{d}[/modules/{m}]`), without checking it: an AMQP CBS
+ * put-token carries no client id, so the head learns who is connecting from the token, then verifies it.
+ */
+export function identityFromSasToken(token: string): { id: string; deviceId: string; moduleId?: string; host: string } | undefined {
+  const parsed = tryParseSasToken(token);
+  if (!parsed.ok) return undefined;
+  const r = parseResource(parsed.token.sr);
+  if (!r.ok || r.deviceId === undefined) return undefined;
+  return r.moduleId === undefined
+    ? { id: r.deviceId, deviceId: r.deviceId, host: r.host }
+    : { id: `${r.deviceId}/${r.moduleId}`, deviceId: r.deviceId, moduleId: r.moduleId, host: r.host };
+}

@@ -91,7 +91,10 @@ export interface Identities {
   readonly self: string;
   get(id: IdentityId): IdentityRecord | undefined;
   list(): IdentityRecord[];
-  /** Create or replace (keys rotate by replacing); persisted before it resolves; emits "changed". */
+  /**
+   * Create or replace (keys rotate by replacing); persisted before it resolves; emits "changed". A given
+   * `generation` newer than the stored one is kept (a child storing its parent's copy); otherwise it bumps.
+   */
   put(record: Omit<IdentityRecord, "generation" | "updatedAt"> & Partial<Pick<IdentityRecord, "generation">>): Promise<IdentityRecord>;
   remove(id: IdentityId): Promise<void>;
   on(listener: (e: IdentityEvent) => void): () => void;

@@ -248,3 +248,12 @@ test("verifySas: key rotation — old-key tokens stop verifying as soon as put r
   assert.equal(registry.verifySas("d1", deviceToken("d1", fresh.primaryKey), NOW).ok, true);
   assert.equal(registry.verifySas("d1", deviceToken("d1", fresh.secondaryKey), NOW).ok, true);
 });
+
+test("identityFromSasToken: names the device or module a token is for (AMQP CBS), or undefined", async () => {
+  const { identityFromSasToken } = await import("../../../core/identity/index.js");
+  const key = generateKey();
+  assert.deepEqual(identityFromSasToken(deviceToken("d1", key)), { id: "d1", deviceId: "d1", host: HUB });
+  assert.deepEqual(identityFromSasToken(deviceToken("d1/m1", key)), { id: "d1/m1", deviceId: "d1", moduleId: "m1", host: HUB });
+  assert.equal(identityFromSasToken(signSas({ resource: HUB, key, expirySecs: 1, keyName: "iothubowner" })), undefined);
+  assert.equal(identityFromSasToken("garbage"), undefined);
+});
