@@ -90,7 +90,14 @@ export class LevelQueue implements EndpointQueue {
     if (expired.length) this.dropExpired(expired);
     const missing = picked.filter((e) => !e.message);
     if (missing.length) {
-      const values = await this.host.readValues(missing.map((e) => e.key));
+      let values: (Buffer | undefined)[];
+      try {
+        values = await this.host.readValues(missing.map((e) => e.key));
+      } catch (err) {
+        // Nothing was handed out: put everything back where it was, so no message is stuck "leased".
+        for (const e of picked.reverse()) { e.leased = false; this.makeAvailable(e, true); }
+        throw err;
+      }
       missing.forEach((e, i) => {
         const v = values[i];
         if (v) e.message = decodeRecord(v).message;

@@ -16,11 +16,15 @@ export interface Kv<V = unknown> {
 export interface Lease {
   readonly message: Message;
   readonly endpoint: string;
-  /** How many times it was handed out before (0 on first delivery). */
+  /** How many times it was handed out before (0 on first delivery); counted in memory, 0 again after a restart. */
   readonly attempts: number;
 }
 
-/** Why a message left a queue without being delivered. */
+/**
+ * Why a message left a queue without being delivered, or was never queued: `ttl` expired (at enqueue, at
+ * lease or by the sweep); `quota` an enqueue refused with STRATA_STORE_QUOTA (nothing acknowledged is ever
+ * dropped for quota); `dead-letter` moved to the dead-letter area.
+ */
 export type DropCause = "ttl" | "quota" | "dead-letter";
 
 export interface EndpointQueue {
