@@ -158,7 +158,8 @@ export class LevelQueue implements EndpointQueue {
       this.remove(e);
       this.host.addDeadLetter(qseq, at, Buffer.byteLength(key) + value.length);
     });
-    this.host.log.warn({ endpoint: this.endpoint, id: e.id, source: e.source, reason }, "message dead-lettered");
+    // debug: the caller (the endpoint drain) logs the dead letter at warn with its context.
+    this.host.log.debug({ endpoint: this.endpoint, id: e.id, source: e.source, reason }, "message dead-lettered");
   }
 
   waitAvailable(signal?: AbortSignal): Promise<void> {
