@@ -24,6 +24,8 @@ export class GroupCommit {
   private flushing: Promise<void> | undefined;
   /** Ops added to every batch just before it is written (e.g. the id reservation). */
   beforeWrite: (() => Op[]) | undefined;
+  /** Called when a batch that carried `beforeWrite`'s ops failed, so they can be carried again. */
+  beforeWriteFailed: (() => void) | undefined;
   batches = 0;
 
   constructor(private readonly db: ClassicLevel<string, Buffer>, private readonly sync: boolean) {}
@@ -48,7 +50,8 @@ export class GroupCommit {
       this.pending = [];
       const ops: Op[] = [];
       for (const p of batch) for (const op of p.ops) ops.push(op);
-      if (this.beforeWrite) ops.push(...this.beforeWrite());
+      const extra = this.beforeWrite ? this.beforeWrite() : [];
+      for (const op of extra) ops.push(op);
       try {
         await this.db.batch(ops, { sync: this.sync });
         this.batches++;
@@ -56,6 +59,7 @@ export class GroupCommit {
         const err = new StrataError("STRATA_STORE_WRITE",
           `store write of ${ops.length} ops failed: check the disk under the store path (full, read-only, I/O error)`,
           { cause });
+        if (extra.length) this.beforeWriteFailed?.();
         for (const p of batch) { p.onFailed?.(); p.reject(err); }
         continue;
       }

@@ -92,6 +92,7 @@ export class LevelStore implements Store {
     this.db = new ClassicLevel<string, Buffer>(opts.path, { keyEncoding: "utf8", valueEncoding: "buffer" });
     this.commit = new GroupCommit(this.db, opts.sync ?? true);
     this.commit.beforeWrite = () => this.idOps();
+    this.commit.beforeWriteFailed = () => { this.idsDirty = true; };
     this.host = this.makeHost();
   }
 
