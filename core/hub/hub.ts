@@ -5,7 +5,7 @@ import type { IdentityId, InboundMessage, Message } from "../message.js";
 import type { Endpoint, Router } from "../router/types.js";
 import type { Lease, Store } from "../store/types.js";
 import { Drain } from "./drain.js";
-import { c2dQueue, inputQueue, parseInputQueue, sinkQueue, UPSTREAM } from "./queues.js";
+import { c2dQueue, FEEDBACK, inputQueue, parseInputQueue, sinkQueue, UPSTREAM } from "./queues.js";
 import { mergePatch, TwinStore, versioned } from "./twins.js";
 import type {
   Attachment, DeliveryOutcome, DeviceLink, EndpointConsumer, Hub, IngestResult, MethodRequest, MethodResult, Twin,
@@ -258,13 +258,47 @@ export class CoreHub implements Hub {
   }
 
   private async deliverC2D(link: DeviceLink, leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
+    const maxDeliveries = this.opts.c2dMaxDeliveries ?? 10;
     return Promise.all(leases.map(async (lease): Promise<DeliveryOutcome> => {
       const outcome = await untilAborted(link.deliverC2D(lease.message), signal);
       if (outcome === undefined) return "retry";
-      if (outcome === "completed") return "delivered";
-      if (outcome === "rejected") return { deadLetter: "rejected by the device" };
+      if (outcome === "completed") {
+        await this.feedback(link.principal.id, lease.message, "Success");
+        return "delivered";
+      }
+      if (outcome === "rejected") {
+        await this.feedback(link.principal.id, lease.message, "Rejected");
+        return { deadLetter: "rejected by the device" };
+      }
+      if (lease.attempts + 1 >= maxDeliveries) await this.feedback(link.principal.id, lease.message, "DeliveryCountExceeded");
       return "retry";
     }));
+  }
+
+  /**
+   * A C2D feedback record (IoT Hub's shape) queued durably on `$feedback` when the sender asked for it with
+   * `ack` = full, positive (success only) or negative (failures only). The service side drains that queue.
+   */
+  private async feedback(deviceId: IdentityId, c2d: Message, statusCode: "Success" | "Rejected" | "DeliveryCountExceeded" | "Expired"): Promise<void> {
+    const ack = c2d.systemProperties.ack;
+    const wanted = ack === "full" || (ack === "positive" && statusCode === "Success") || (ack === "negative" && statusCode !== "Success");
+    if (!wanted) return;
+    const now = this.now();
+    const record = {
+      originalMessageId: c2d.systemProperties.messageId ?? c2d.id,
+      deviceId,
+      deviceGenerationId: "",
+      statusCode,
+      description: statusCode,
+      enqueuedTimeUtc: new Date(now).toISOString(),
+    };
+    const message: Message = {
+      id: this.opts.store.nextId(), origin: this.opts.self, source: "$service", enqueuedTime: now,
+      deadline: now + (this.opts.c2dTtlSecs ?? 3600) * 1000, priority: 0,
+      body: Buffer.from(JSON.stringify(record)), properties: {},
+      systemProperties: { contentType: "application/vnd.microsoft.iothub.feedback.json", contentEncoding: "utf-8" },
+    };
+    await this.opts.store.enqueue(message, [FEEDBACK]);
   }
 
   private async deliverInputs(link: DeviceLink, input: string, leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]> {

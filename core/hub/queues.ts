@@ -6,6 +6,9 @@ import type { IdentityId } from "../message.js";
  */
 export const UPSTREAM = "$upstream";
 
+/** C2D feedback records (IoT Hub's JSON shape, one per message) for the service side to drain. */
+export const FEEDBACK = "$feedback";
+
 /** Cloud-to-device messages waiting for one device. */
 export function c2dQueue(id: IdentityId): string {
   return `c2d:${id}`;

@@ -274,3 +274,21 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, ms = 10_000): Pro
     await new Promise((r) => setImmediate(r));
   }
 }
+
+test("C2D feedback is queued on $feedback as the sender's ack asks (full: both, positive: success only)", async (t) => {
+  const { hub, store } = await setup(t);
+  await hub.sendC2D("d1", msg("a", {}, { messageId: "full-ok", ack: "full" }));
+  await hub.sendC2D("d1", msg("b", {}, { messageId: "pos-rejected", ack: "positive" }));
+  await hub.sendC2D("d1", msg("c", {}, { messageId: "none" }));
+  await hub.sendC2D("d1", msg("d", {}, { messageId: "full-rejected", ack: "full" }));
+  const link = new ScriptedLink(principal("d1"));
+  link.c2dOutcomes = ["completed", "rejected", "completed", "rejected"];
+  hub.attach(link);
+  await link.until(() => link.c2d.length === 4);
+  const records = await waitFor(async () => {
+    const leases = await store.queue("$feedback").lease(10);
+    if (leases.length < 2) { store.queue("$feedback").release(leases); return undefined; }
+    return leases.map((l) => JSON.parse(l.message.body.toString()) as { originalMessageId: string; statusCode: string; deviceId: string });
+  });
+  assert.deepEqual(records.map((r) => [r.originalMessageId, r.statusCode, r.deviceId]), [["full-ok", "Success", "d1"], ["full-rejected", "Rejected", "d1"]]);
+});
