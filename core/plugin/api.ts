@@ -37,7 +37,11 @@ export interface PluginModule<S extends ZodType = ZodType> {
    * others) in its own child container. The host has already registered Logger and PluginConfig there.
    */
   register(scope: DependencyContainer): void;
-  /** Tokens this plugin provides to the others, registered in the parent container by `register`. */
+  /**
+   * Tokens this plugin provides to the others. `register` registers each in its own scope; the host then
+   * makes it resolvable from the parent container (delegating to that scope), for the plugins that list
+   * this one in `dependsOn`. Plugins never import each other.
+   */
   readonly provides?: readonly symbol[];
   /** `strata` sub-commands this plugin adds (e.g. the root's `telemetry tail`); run without starting the gateway. */
   readonly commands?: readonly PluginCommand[];
