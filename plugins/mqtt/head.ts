@@ -69,7 +69,11 @@ export class MqttHead {
     head = new MqttHead(broker, opts);
     head.takeOverPersistence();
     broker.on("clientReady", (client) => head!.connections.get(client)?.link.markReady());
-    broker.on("subscribe", (_subs, client) => head!.connections.get(client)?.link.changed());
+    broker.on("subscribe", (subs, client) => {
+      // After the SUBACK: the hub may now deliver what these subscriptions accept.
+      opts.log.debug({ clientId: client.id, topics: subs.filter((s) => (s.qos as number) !== 128).map((s) => s.topic) }, "mqtt subscribed");
+      head!.connections.get(client)?.link.changed();
+    });
     broker.on("unsubscribe", (topics, client) => void head!.unsubscribed(client, topics));
     broker.on("clientError", (client, err) => opts.log.debug({ err, clientId: client.id }, "mqtt client error"));
     broker.on("connectionError", (_client, err) => opts.log.debug({ err }, "mqtt connection error"));

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Message } from "azure-iot-device";
+import { mqttGateway, sdkDevice, sdkModule, sdkWsDevice, subscribed, takeFromQueue, watchedLogger } from "./helpers.js";
+
+test("Azure SDK over MQTT/TLS: telemetry, twin, desired patch, method, C2D", async (t) => {
+  const log = watchedLogger();
+  const gw = await mqttGateway(t, { logger: log.logger });
+  const { connectionString } = await gw.addDevice("d1");
+  const client = await sdkDevice(t, gw, connectionString);
+
+  await t.test("sendEvent reaches the hub with its properties (PUBACK after the durable write)", async () => {
+    const msg = new Message(JSON.stringify({ temp: 21 }));
+    msg.messageId = "m-1";
+    msg.correlationId = "c-1";
+    msg.contentType = "application/json";
+    msg.contentEncoding = "utf-8";
+    msg.properties.add("alert", "a b&c=d");
+    await client.sendEvent(msg);
+    // 1. sendEvent resolved on the PUBACK, so the message is already in the $upstream queue.
+    const [lease] = await takeFromQueue(gw, "$upstream", 1);
+    const m = lease!.message;
+    assert.equal(m.source, "d1");
+    assert.equal(m.body.toString(), '{"temp":21}');
+    assert.equal(m.systemProperties.messageId, "m-1");
+    assert.equal(m.systemProperties.correlationId, "c-1");
+    assert.equal(m.systemProperties.contentType, "application/json");
+    assert.equal(m.systemProperties.contentEncoding, "utf-8");
+    assert.equal(m.systemProperties.connectionDeviceId, "d1");
+    assert.deepEqual(m.properties, { alert: "a b&c=d" });
+  });
+
+  await t.test("getTwin and a reported patch", async () => {
+    const twin = await client.getTwin();
+    assert.equal(typeof twin.properties.desired.$version, "number");
+    await new Promise<void>((resolve, reject) =>
+      twin.properties.reported.update({ firmware: "1.2.3" }, (err?: Error) => (err ? reject(err) : resolve())),
+    );
+    const stored = await gw.gw.hub.getTwin("d1");
+    assert.equal(stored.properties.reported.firmware, "1.2.3");
+  });
+
+  await t.test("a desired patch made through the hub reaches the device", async () => {
+    const twin = await client.getTwin();
+    const got = new Promise<Record<string, unknown>>((resolve) => {
+      twin.on("properties.desired", (delta: Record<string, unknown>) => {
+        if (delta.interval === 30) resolve(delta);
+      });
+    });
+    await gw.gw.hub.patchDesired("d1", { interval: 30 });
+    const delta = await got;
+    assert.equal(delta.interval, 30);
+    assert.equal(typeof delta.$version, "number");
+  });
+
+  await t.test("a direct method invoked through the hub is answered by the device", async () => {
+    client.onDeviceMethod("reboot", (req, res) => {
+      res.send(200, { echoed: req.payload }, () => undefined);
+    });
+    // onDeviceMethod subscribes lazily: wait until the head granted the subscription.
+    await subscribed(log, "d1", "$iothub/methods/POST/#");
+    const result = await gw.gw.hub.invokeMethod("d1", { methodName: "reboot", payload: { delay: 5 }, responseTimeoutInSeconds: 10 });
+    assert.deepEqual(result, { status: 200, payload: { echoed: { delay: 5 } } });
+  });
+
+  await t.test("a C2D message queued through the hub is delivered and completed", async () => {
+    const received = new Promise<Message>((resolve) => {
+      client.on("message", (m: Message) => {
+        void client.complete(m);
+        resolve(m);
+      });
+    });
+    await gw.gw.hub.sendC2D("d1", { body: Buffer.from("hello"), properties: { k: "v w" }, systemProperties: { messageId: "c2d-1" } });
+    const m = await received;
+    assert.equal(m.data.toString(), "hello");
+    assert.equal(m.messageId, "c2d-1");
+    assert.equal(m.properties.getValue("k"), "v w");
+  });
+});
