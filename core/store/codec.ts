@@ -4,7 +4,8 @@
  *
  *   q\0{endpoint}\0{qseq hex}   queued message          value: record
  *   x\0{qseq hex}               dead letter             value: record (header carries endpoint, reason, at)
- *   d\0{strata id}              dedup memory            value: f64 deadline
+ *   d\0{strata id}              dedup memory            value: f64 deadline (written when a message leaves
+ *                               its queue; a queued record is its own dedup entry, read back on open)
  *   k\0{namespace}\0{key}       kv entry                value: JSON
  *   s\0ids                      id reservation limit    value: f64
  *

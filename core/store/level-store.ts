@@ -114,6 +114,7 @@ export class LevelStore implements Store {
     this.idLimit = this.nextSeq + this.idBlock;
 
     let maxQseq = 0;
+    const openedAt = this.now();
     for await (const [key, value] of this.db.iterator({ gte: `q${SEP}`, lt: "q\u0001" })) {
       const parsed = parseQueueKey(key);
       if (!parsed) { this.log.error({ key }, "store key not understood, skipped"); continue; }
@@ -122,6 +123,8 @@ export class LevelStore implements Store {
       const bytes = Buffer.byteLength(key) + value.length;
       this.usedBytes += bytes;
       this.queueOf(parsed.endpoint).insert(this.entry(parsed.qseq, key, h.i, h.s, h.p, h.d, h.a, bytes, undefined));
+      // A queued message is its own dedup record (no d-key until it leaves the queue: one op less per append).
+      if (h.d > openedAt) this.seen.set(h.i, h.d);
     }
     for await (const [key, value] of this.db.iterator({ gte: `x${SEP}`, lt: "x\u0001" })) {
       const qseq = parseDeadKey(key);
@@ -210,7 +213,6 @@ export class LevelStore implements Store {
     }
     this.usedBytes += size;
     const ops: Op[] = planned.map((p) => ({ type: "put", key: p.key, value }));
-    ops.push({ type: "put", key: dedupKey(id), value: encodeF64(message.deadline) });
     const write = this.commit.append(ops, () => {
       this.rememberId(id, message.deadline);
       this.counters.appended++;

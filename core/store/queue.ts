@@ -8,7 +8,7 @@ import type { Message } from "../message.js";
 import type { EndpointQueue, Lease } from "./types.js";
 import type { Op } from "./group-commit.js";
 import { Deque } from "./deque.js";
-import { deadKey, encodeRecord, decodeRecord } from "./codec.js";
+import { deadKey, dedupKey, encodeF64, encodeRecord, decodeRecord } from "./codec.js";
 
 export const LANES = 10;
 /** Lane p gets 10 - p turns per round: priority 9 still gets 1 in 55 when every lane is busy. */
@@ -124,7 +124,12 @@ export class LevelQueue implements EndpointQueue {
     this.host.assertOpen();
     const entries = this.entriesOf(leases);
     if (entries.length === 0) return;
-    await this.host.append(entries.map((e) => ({ type: "del", key: e.key })), () => {
+    // The record leaves, its dedup key takes over in the same atomic batch: the id is never forgotten early.
+    const ops: Op[] = [];
+    for (const e of entries) {
+      ops.push({ type: "del", key: e.key }, { type: "put", key: dedupKey(e.id), value: encodeF64(e.deadline) });
+    }
+    await this.host.append(ops, () => {
       let n = 0;
       for (const e of entries) if (!e.gone) { this.remove(e); n++; }
       this.host.countAcked(n);
@@ -154,7 +159,10 @@ export class LevelQueue implements EndpointQueue {
     const key = deadKey(qseq);
     // A dead letter's stored-at is when it was dead-lettered (the retention clock and `DeadLetter.at`).
     const value = encodeRecord(lease.message, at, { endpoint: this.endpoint, reason });
-    await this.host.append([{ type: "del", key: e.key }, { type: "put", key, value }], () => {
+    await this.host.append([
+      { type: "del", key: e.key }, { type: "put", key, value },
+      { type: "put", key: dedupKey(e.id), value: encodeF64(e.deadline) },
+    ], () => {
       this.remove(e);
       this.host.addDeadLetter(qseq, at, Buffer.byteLength(key) + value.length);
     });

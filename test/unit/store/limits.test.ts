@@ -137,6 +137,8 @@ test("dedup: a repeated id is reported, counted, not written — also after reop
   assert.deepEqual([a.duplicate, b.duplicate], [false, true]);
   const q1 = s1.queue("up");
   await q1.ack(await q1.lease(10)); // delivered and acked: the id must still be remembered
+  const queued = msg("d1", 1, { id: "gw0:44" });
+  await s1.enqueue(queued, ["up"]); // still queued at close: remembered from its record
   await s1.close();
 
   const s2 = new LevelStore(opts);
@@ -144,10 +146,15 @@ test("dedup: a repeated id is reported, counted, not written — also after reop
   t.after(() => s2.close());
   const used = s2.stats().usedBytes;
   assert.deepEqual(await s2.enqueue({ ...m }, ["up"]), { duplicate: true });
-  assert.equal(s2.stats().duplicates, 1);
-  assert.equal(s2.queue("up").depth(), 0);
+  assert.deepEqual(await s2.enqueue({ ...queued }, ["up"]), { duplicate: true });
+  assert.equal(s2.stats().duplicates, 2);
+  assert.equal(s2.queue("up").depth(), 1);
   assert.equal(s2.stats().usedBytes, used);
-  assert.deepEqual(await s2.enqueue(msg("d1", 1, { id: "gw0:43" }), ["up"]), { duplicate: false });
+  assert.deepEqual(await s2.enqueue(msg("d1", 2, { id: "gw0:43" }), ["up"]), { duplicate: false });
+  // Dead-lettered ids are remembered too.
+  const q2 = s2.queue("up");
+  for (const l of await q2.lease(10)) await q2.deadLetter(l, "poison");
+  assert.deepEqual(await s2.enqueue(msg("d1", 3, { id: "gw0:43" }), ["up"]), { duplicate: true });
 });
 
 test("dedup memory is bounded and swept after the deadline", async (t) => {
