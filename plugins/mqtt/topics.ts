@@ -34,13 +34,19 @@ export function parseInboundTopic(topic: string): InboundTopic {
   if (parts[0] !== "devices" || !parts[1]) return { kind: "unknown" };
   // devices/{d}/messages/events[/{bag}] — the trailing slash is optional; the bag is the rest of the topic.
   if (parts[2] === "messages" && parts[3] === "events") {
-    return { kind: "telemetry", deviceId: parts[1], bag: parts.slice(4).join("/") };
+    return { kind: "telemetry", deviceId: parts[1], bag: bagOf(parts.slice(4)) };
   }
   // devices/{d}/modules/{m}/messages/events[/{bag}]
   if (parts[2] === "modules" && parts[3] && parts[4] === "messages" && parts[5] === "events") {
-    return { kind: "telemetry", deviceId: parts[1], moduleId: parts[3], bag: parts.slice(6).join("/") };
+    return { kind: "telemetry", deviceId: parts[1], moduleId: parts[3], bag: bagOf(parts.slice(6)) };
   }
   return { kind: "unknown" };
+}
+
+/** The bag after `…/events/`. The Node SDK ends an output event's topic with "/" after the bag: not part of it. */
+function bagOf(rest: string[]): string {
+  const bag = rest.join("/");
+  return bag.endsWith("/") ? bag.slice(0, -1) : bag;
 }
 
 function parseIotHubTopic(topic: string): InboundTopic {

@@ -21,6 +21,12 @@ test("module telemetry (outputs travel in $.on)", () => {
   assert.deepEqual(parseInboundTopic("devices/d1/modules/m1/messages/events"), { kind: "telemetry", deviceId: "d1", moduleId: "m1", bag: "" });
 });
 
+test("the trailing '/' the Node SDK puts after an output event's bag is not part of the bag", () => {
+  assert.deepEqual(parseInboundTopic("devices/d1/modules/m1/messages/events/%24.on=o&p=1/"), {
+    kind: "telemetry", deviceId: "d1", moduleId: "m1", bag: "%24.on=o&p=1",
+  });
+});
+
 test("a bag that contains a slash is kept whole", () => {
   assert.deepEqual(parseInboundTopic("devices/d1/messages/events/a=x/y"), { kind: "telemetry", deviceId: "d1", bag: "a=x/y" });
 });
