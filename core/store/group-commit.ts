@@ -5,13 +5,14 @@ export type Op =
   | { type: "put"; key: string; value: Buffer }
   | { type: "del"; key: string };
 
-interface Pending {
-  ops: Op[];
-  /** Runs synchronously once the batch holding `ops` is durable, before the caller's promise resolves. */
-  onDurable?: () => void;
-  onFailed?: () => void;
-  resolve: () => void;
-  reject: (e: unknown) => void;
+/** One batch being filled: appends share its ops array and its promise (no allocation per append). */
+class Batch {
+  readonly ops: Op[] = [];
+  readonly durable: (() => void)[] = [];
+  readonly failed: (() => void)[] = [];
+  resolve!: () => void;
+  reject!: (e: unknown) => void;
+  readonly done = new Promise<void>((res, rej) => { this.resolve = res; this.reject = rej; });
 }
 
 /**
@@ -20,7 +21,7 @@ interface Pending {
  * pending. 100 concurrent writers share one fsync instead of paying one each (spikes.md §4).
  */
 export class GroupCommit {
-  private pending: Pending[] = [];
+  private pending: Batch | undefined;
   private flushing: Promise<void> | undefined;
   /** Ops added to every batch just before it is written (e.g. the id reservation). */
   beforeWrite: (() => Op[]) | undefined;
@@ -30,11 +31,17 @@ export class GroupCommit {
 
   constructor(private readonly db: ClassicLevel<string, Buffer>, private readonly sync: boolean) {}
 
+  /**
+   * Adds ops to the pending batch. `onDurable` runs synchronously once that batch is on disk, before any
+   * caller's promise resolves (so in-memory state follows disk in append order); `onFailed` if it failed.
+   */
   append(ops: Op[], onDurable?: () => void, onFailed?: () => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push({ ops, onDurable, onFailed, resolve, reject });
-      if (!this.flushing) this.flushing = this.flushLoop();
-    });
+    const batch = (this.pending ??= new Batch());
+    for (const op of ops) batch.ops.push(op);
+    if (onDurable) batch.durable.push(onDurable);
+    if (onFailed) batch.failed.push(onFailed);
+    if (!this.flushing) this.flushing = this.flushLoop();
+    return batch.done;
   }
 
   /** Resolves when nothing is pending or being written. */
@@ -45,25 +52,25 @@ export class GroupCommit {
   private async flushLoop(): Promise<void> {
     // Yield once so that appends made in the same tick join the first batch.
     await Promise.resolve();
-    while (this.pending.length > 0) {
+    while (this.pending) {
       const batch = this.pending;
-      this.pending = [];
-      const ops: Op[] = [];
-      for (const p of batch) for (const op of p.ops) ops.push(op);
+      this.pending = undefined;
       const extra = this.beforeWrite ? this.beforeWrite() : [];
-      for (const op of extra) ops.push(op);
+      for (const op of extra) batch.ops.push(op);
       try {
-        await this.db.batch(ops, { sync: this.sync });
+        await this.db.batch(batch.ops, { sync: this.sync });
         this.batches++;
       } catch (cause) {
         const err = new StrataError("STRATA_STORE_WRITE",
-          `store write of ${ops.length} ops failed: check the disk under the store path (full, read-only, I/O error)`,
+          `store write of ${batch.ops.length} ops failed: check the disk under the store path (full, read-only, I/O error)`,
           { cause });
         if (extra.length) this.beforeWriteFailed?.();
-        for (const p of batch) { p.onFailed?.(); p.reject(err); }
+        for (const f of batch.failed) f();
+        batch.reject(err);
         continue;
       }
-      for (const p of batch) { p.onDurable?.(); p.resolve(); }
+      for (const f of batch.durable) f();
+      batch.resolve();
     }
     this.flushing = undefined;
   }
