@@ -88,7 +88,8 @@ export class MqttHead {
     }
     this.streams.add(stream);
     stream.once("close", () => this.streams.delete(stream));
-    this.broker.handle(stream, req);
+    const client = this.broker.handle(stream, req);
+    grantAtMostQos1(client);
   }
 
   /** Disconnects every device (its link leaves the hub) and closes the broker. Idempotent. */
@@ -403,6 +404,20 @@ interface PersistenceOwner {
     outgoingUpdate: (...args: unknown[]) => Promise<unknown>;
     outgoingClearMessageId: (client: Client, packet: { cmd?: string; messageId?: number }) => Promise<unknown>;
   };
+}
+
+/**
+ * IoT Hub grants at most QoS 1 to a QoS 2 SUBSCRIBE [MQTT-3.8.4-6 lets a server grant less]. aedes reports
+ * in the SUBACK the QoS it read from the packet, whatever authorizeSubscribe returns, so the request is
+ * lowered as it leaves the parser, before aedes handles it (a listener ahead of aedes's own).
+ */
+function grantAtMostQos1(client: Client): void {
+  const parser = (client as unknown as { _parser?: NodeJS.EventEmitter })._parser;
+  if (!parser || typeof parser.prependListener !== "function") return;
+  parser.prependListener("packet", (packet: { cmd?: string; subscriptions?: Array<{ qos: number }> }) => {
+    if (packet.cmd !== "subscribe" || !packet.subscriptions) return;
+    for (const sub of packet.subscriptions) if (sub.qos > 1) sub.qos = 1;
+  });
 }
 
 function refusal(code: number): Error & { returnCode: number } {
