@@ -123,3 +123,12 @@ test("use before open and after close is a clear STRATA_STORE_CLOSED", async (t)
   await store.close();
   await assert.rejects(store.enqueue(msg("d", 0), ["up"]), { code: "STRATA_STORE_CLOSED" });
 });
+
+test("a store already open elsewhere fails with STRATA_STORE_OPEN naming the path", async (t) => {
+  const path = join(tempDir(t), "db");
+  const first = new LevelStore({ path, gatewayId: "gw1", quotaBytes: 1000, logger: silentLogger(), sweepIntervalMs: 0 });
+  await first.open();
+  t.after(() => first.close());
+  const second = new LevelStore({ path, gatewayId: "gw1", quotaBytes: 1000, logger: silentLogger(), sweepIntervalMs: 0 });
+  await assert.rejects(second.open(), (e: Error & { code?: string }) => e.code === "STRATA_STORE_OPEN" && e.message.includes(path));
+});
