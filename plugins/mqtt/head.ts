@@ -32,6 +32,8 @@ interface Connection {
   link: MqttLink;
   channel: AedesChannel;
   info: ConnectInfo;
+  /** Granted filters and their QoS: what a persistent session stores. */
+  filters: Map<string, 0 | 1>;
   expiry?: NodeJS.Timeout;
 }
 
@@ -152,7 +154,7 @@ export class MqttHead {
 
     const channel = new AedesChannel(client);
     const link = new MqttLink(principal, channel, log);
-    const conn: Connection = { link, channel, info };
+    const conn: Connection = { link, channel, info, filters: new Map() };
     try {
       link.attachment = this.opts.hub.attach(link);
     } catch (err) {
@@ -338,9 +340,10 @@ export class MqttHead {
     // IoT Hub grants at most QoS 1 [MQTT-3.8.4-6: the server may grant a lower QoS].
     const qos: 0 | 1 = sub.qos >= 1 ? 1 : 0;
     conn.link.subscribed(check.kind, qos);
+    conn.filters.set(sub.topic, qos);
     const granted = { ...sub, qos };
     if (client.clean) return done(null, granted);
-    this.saveSession(client, conn, sub.topic, qos).then(
+    this.saveSession(conn).then(
       () => done(null, granted),
       (err: unknown) => {
         this.opts.log.error({ err, clientId: client.id }, "mqtt session not saved");
@@ -356,22 +359,22 @@ export class MqttHead {
     for (const topic of topics) {
       const check = checkSubscription(conn.link.principal, topic);
       if (check.ok) conn.link.unsubscribed(check.kind);
+      conn.filters.delete(topic);
     }
     if (!client.clean) {
-      await this.saveSession(client, conn).catch((err: unknown) => {
+      await this.saveSession(conn).catch((err: unknown) => {
         this.opts.log.error({ err, clientId: client.id }, "mqtt session not saved");
       });
     }
   }
 
-  /** Writes the client's subscriptions (plus one being granted) to the session store. */
-  private async saveSession(client: Client, conn: Connection, adding?: string, qos?: 0 | 1): Promise<void> {
-    const subs = new Map<string, 0 | 1>();
-    for (const [topic, s] of Object.entries((client as unknown as { subscriptions: Record<string, { qos: number }> }).subscriptions)) {
-      if (checkSubscription(conn.link.principal, topic).ok) subs.set(topic, s.qos >= 1 ? 1 : 0);
-    }
-    if (adding !== undefined) subs.set(adding, qos ?? 0);
-    await this.opts.sessions.save(conn.link.principal.id, [...subs].map(([topic, q]) => ({ topic, qos: q })));
+  /**
+   * Writes the connection's granted filters to the session store. Each write carries the whole set as it is
+   * when called, so of concurrent writes (aedes restores a session's filters in parallel) the last is complete.
+   */
+  private async saveSession(conn: Connection): Promise<void> {
+    const subscriptions = [...conn.filters].map(([topic, qos]) => ({ topic, qos }));
+    await this.opts.sessions.save(conn.link.principal.id, subscriptions);
   }
 
   // ---- aedes persistence --------------------------------------------------------------------------------
