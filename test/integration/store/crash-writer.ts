@@ -8,9 +8,25 @@
  * a short line is atomic, so a kill -9 never leaves half a line). With `markers`, fd 3 gets `B <w> <k>`
  * right before each enqueue and `A <w> <k>` right after it resolves, for strace to order against syncs.
  */
-import { writeSync } from "node:fs";
-import { silentLogger } from "../../../core/log.js";
+import { writeSync as fsWriteSync } from "node:fs";
+import pino from "pino";
 import { LevelStore } from "../../../core/store/index.js";
+
+/**
+ * A synchronous write that waits out a full pipe: if anything made fd 1 non-blocking, a slow reader would
+ * otherwise turn into EAGAIN. The line is written whole or the child fails loudly.
+ */
+function writeSync(fd: number, line: string): void {
+  const buf = Buffer.from(line);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fsWriteSync(fd, buf, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+    }
+  }
+}
 
 async function main(): Promise<void> {
   const [dir, writersArg, perArg, syncArg, markersArg] = process.argv.slice(2);
@@ -18,7 +34,7 @@ async function main(): Promise<void> {
   const per = Number(perArg);
   const markers = markersArg === "markers";
   const store = new LevelStore({
-    path: dir, gatewayId: "crash", quotaBytes: 1 << 30, logger: silentLogger(), sync: syncArg === "1", sweepIntervalMs: 0,
+    path: dir, gatewayId: "crash", quotaBytes: 1 << 30, logger: pino({ level: "silent" }, { write: () => undefined }), sync: syncArg === "1", sweepIntervalMs: 0,
   });
   await store.open();
   const body = Buffer.alloc(300, 7);
