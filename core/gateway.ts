@@ -15,6 +15,7 @@ import { Pki } from "./pki/pki.js";
 import { PluginHost, type PluginEntry, type PluginStartReport } from "./plugin/host.js";
 import { loadPluginEntries } from "./plugin/loader.js";
 import { RouteTable } from "./router/route-table.js";
+import { ScopeService } from "./scope/service.js";
 import type { RouteSpec } from "./router/types.js";
 import { LevelStore } from "./store/level-store.js";
 import { TOKENS } from "./tokens.js";
@@ -39,6 +40,8 @@ export interface GatewayOptions {
  */
 export class Gateway {
   private stopping?: Promise<void>;
+  /** Scope sync and registration forwarding (core/scope); set by start(). */
+  scopeService?: ScopeService;
 
   private constructor(
     readonly config: StrataConfig,
@@ -67,7 +70,11 @@ export class Gateway {
     const cert = readFileSync(config.tls.cert_file, "utf8");
     const key = readSecret(config.tls.key_file, "tls.key_file");
     const ca = readFileSync(config.tls.ca_file, "utf8");
-    const pki = new Pki({ cert, key, chain: cert, trustBundle: ca });
+    // The edge CA (when configured) issues children's certificates (`strata child add`).
+    const edgeCa = config.tls.edge_ca_cert_file && config.tls.edge_ca_key_file
+      ? { cert: readFileSync(config.tls.edge_ca_cert_file, "utf8"), key: readSecret(config.tls.edge_ca_key_file, "tls.edge_ca_key_file") }
+      : undefined;
+    const pki = new Pki({ cert, key, chain: cert, trustBundle: ca, ...(edgeCa ? { edgeCa } : {}) });
 
     const store = new LevelStore({
       path: join(config.data_dir, "store"),
@@ -112,6 +119,11 @@ export class Gateway {
       undo.unshift(() => front.close());
       const listeners = new Listeners();
 
+      // Scope sync and registration forwarding (core/scope): `/$strata/*` routes on the front; on a child, the
+      // client that keeps the local identity cache in step with the parent.
+      const scopeService = await ScopeService.start({ config, identities, hub, front, store, logger: logger.child({ area: "scope" }) });
+      undo.unshift(() => scopeService.stop());
+
       const scope = rootContainer.createChildContainer();
       scope.register(TOKENS.Logger, { useValue: logger });
       scope.register(TOKENS.Config, { useValue: config });
@@ -137,7 +149,9 @@ export class Gateway {
       const https = await front.listen();
       listeners.report({ name: "https", address: https.address, port: https.port });
       logger.info({ device: config.device_id, root: isRoot, listeners: listeners.all(), plugins: report.started }, "gateway started");
-      return new Gateway(config, logger, scope, store, identities, router, hub, front, pki, listeners, plugins, report);
+      const gateway = new Gateway(config, logger, scope, store, identities, router, hub, front, pki, listeners, plugins, report);
+      gateway.scopeService = scopeService;
+      return gateway;
     } catch (err) {
       for (const step of undo) await step().catch((e: unknown) => logger.warn({ err: e }, "cleanup after failed start"));
       throw err;
@@ -148,7 +162,7 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const errors: unknown[] = [];
-      for (const step of [() => this.plugins.stop(), () => this.front.close(), () => this.hub.stop(), () => this.store.close()]) {
+      for (const step of [() => this.plugins.stop(), async () => this.scopeService?.stop(), () => this.front.close(), () => this.hub.stop(), () => this.store.close()]) {
         await step().catch((e: unknown) => errors.push(e));
       }
       for (const err of errors) this.logger.error({ err }, "error while stopping");

@@ -46,7 +46,14 @@ export async function resolveConfig(flags: ConfigFlags, opts: { prepareEmbedded:
     ips: [...new Set(["127.0.0.1", address])],
     gatewayId: config.device_id,
   });
-  config.tls = { cert_file: devPki.paths.serverChain, key_file: devPki.paths.serverKey, ca_file: devPki.paths.trustBundle };
+  config.tls = {
+    cert_file: devPki.paths.serverChain,
+    key_file: devPki.paths.serverKey,
+    ca_file: devPki.paths.trustBundle,
+    // The dev edge CA lets `strata child add` issue children's certificates on the embedded default root.
+    edge_ca_cert_file: devPki.paths.edgeCaCert,
+    edge_ca_key_file: devPki.paths.edgeCaKey,
+  };
   if (config.service) ensureSecretFile(config.service.owner_key_file);
   return { config, source: "embedded default", embedded: true, devPki };
 }

@@ -72,7 +72,13 @@ function resolvePaths(c: StrataConfig, baseDir: string): StrataConfig {
     ...c,
     data_dir: at(c.data_dir),
     identity: c.identity && { key_file: at(c.identity.key_file), ...(c.identity.cert_file ? { cert_file: at(c.identity.cert_file) } : {}) },
-    tls: { cert_file: at(c.tls.cert_file), key_file: at(c.tls.key_file), ca_file: at(c.tls.ca_file) },
+    tls: {
+      cert_file: at(c.tls.cert_file),
+      key_file: at(c.tls.key_file),
+      ca_file: at(c.tls.ca_file),
+      ...(c.tls.edge_ca_cert_file ? { edge_ca_cert_file: at(c.tls.edge_ca_cert_file) } : {}),
+      ...(c.tls.edge_ca_key_file ? { edge_ca_key_file: at(c.tls.edge_ca_key_file) } : {}),
+    },
     service: c.service && { owner_key_file: at(c.service.owner_key_file) },
   };
 }

@@ -32,11 +32,24 @@ export const parentSchema = z.strictObject({
 });
 
 /** `[tls]`: the server certificate of this gateway and the trust bundle (the hierarchy's root CA). */
-export const tlsSchema = z.strictObject({
-  cert_file: filePath,
-  key_file: filePath,
-  ca_file: filePath,
-});
+export const tlsSchema = z
+  .strictObject({
+    cert_file: filePath,
+    key_file: filePath,
+    ca_file: filePath,
+    /**
+     * This gateway's edge CA (PEM: the edge CA first, then its issuers up to but not including the root CA), used
+     * to issue children's server certificates and edge CAs (`strata child add`). Optional: without it a gateway
+     * serves but cannot set up children.
+     */
+    edge_ca_cert_file: filePath.optional(),
+    /** The edge CA's private key (mode 0600). Set together with edge_ca_cert_file. */
+    edge_ca_key_file: filePath.optional(),
+  })
+  .refine((t) => (t.edge_ca_cert_file === undefined) === (t.edge_ca_key_file === undefined), {
+    message: "edge_ca_cert_file and edge_ca_key_file go together: set both (the edge CA and its key) or neither",
+    path: ["edge_ca_key_file"],
+  });
 
 /** `[listen]`: one place where an operator sees every port. */
 export const listenSchema = z.strictObject({
