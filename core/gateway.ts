@@ -19,6 +19,9 @@ import { ScopeService } from "./scope/service.js";
 import type { RouteSpec } from "./router/types.js";
 import { LevelStore } from "./store/level-store.js";
 import { TOKENS } from "./tokens.js";
+import { UPSTREAM } from "./hub/queues.js";
+import { upstreamFromConfig } from "./upstream/from-config.js";
+import type { UpstreamLink } from "./upstream/link.js";
 
 /** Used when `[routes]` is empty: everything a device sends goes up (at the root: to the northbound sinks). */
 export const DEFAULT_ROUTES: readonly RouteSpec[] = [{ name: "upstream", route: "FROM /messages/* INTO $upstream" }];
@@ -42,6 +45,8 @@ export class Gateway {
   private stopping?: Promise<void>;
   /** Scope sync and registration forwarding (core/scope); set by start(). */
   scopeService?: ScopeService;
+  /** The link to the parent (core/upstream); undefined on the root. Set by start(). */
+  upstream?: UpstreamLink;
 
   private constructor(
     readonly config: StrataConfig,
@@ -124,6 +129,13 @@ export class Gateway {
       const scopeService = await ScopeService.start({ config, identities, hub, front, store, logger: logger.child({ area: "scope" }) });
       undo.unshift(() => scopeService.stop());
 
+      // The upstream link (core/upstream), a child only: drains $upstream to the parent over one AMQP connection.
+      const upstream = upstreamFromConfig(config, ca, identities, logger.child({ area: "upstream" }));
+      if (upstream) {
+        const unconsume = hub.consume(UPSTREAM, upstream);
+        undo.unshift(async () => { unconsume(); await upstream.stop(); });
+      }
+
       const scope = rootContainer.createChildContainer();
       scope.register(TOKENS.Logger, { useValue: logger });
       scope.register(TOKENS.Config, { useValue: config });
@@ -134,6 +146,7 @@ export class Gateway {
       scope.register(TOKENS.HttpFront, { useValue: front });
       scope.register(TOKENS.Pki, { useValue: pki });
       scope.register(TOKENS.Listeners, { useValue: listeners });
+      if (upstream) scope.register(TOKENS.Upstream, { useValue: upstream });
 
       const entries = [
         ...loadPluginEntries(config.plugins, {
@@ -151,6 +164,10 @@ export class Gateway {
       logger.info({ device: config.device_id, root: isRoot, listeners: listeners.all(), plugins: report.started }, "gateway started");
       const gateway = new Gateway(config, logger, scope, store, identities, router, hub, front, pki, listeners, plugins, report);
       gateway.scopeService = scopeService;
+      if (upstream) {
+        gateway.upstream = upstream;
+        upstream.start();
+      }
       return gateway;
     } catch (err) {
       for (const step of undo) await step().catch((e: unknown) => logger.warn({ err: e }, "cleanup after failed start"));
@@ -162,7 +179,7 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const errors: unknown[] = [];
-      for (const step of [() => this.plugins.stop(), async () => this.scopeService?.stop(), () => this.front.close(), () => this.hub.stop(), () => this.store.close()]) {
+      for (const step of [() => this.plugins.stop(), async () => this.scopeService?.stop(), () => this.front.close(), async () => this.upstream?.stop(), () => this.hub.stop(), () => this.store.close()]) {
         await step().catch((e: unknown) => errors.push(e));
       }
       for (const err of errors) this.logger.error({ err }, "error while stopping");

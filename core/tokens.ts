@@ -19,5 +19,7 @@ export const TOKENS = {
   HttpFront: Symbol.for("strata.HttpFront") as InjectionToken<unknown>,
   /** Bound addresses of every listener (core/listeners.ts): heads report theirs after they bind. */
   Listeners: Symbol.for("strata.Listeners") as InjectionToken<unknown>,
+  /** The child's link to its parent (core/upstream): its state for `strata child list` / `strata check`. Absent on the root. */
+  Upstream: Symbol.for("strata.Upstream") as InjectionToken<unknown>,
 } as const;
 export type TokenName = keyof typeof TOKENS;

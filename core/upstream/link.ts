@@ -1,0 +1,394 @@
+// The child side of the gateway-to-gateway link: one AMQP connection to the parent, authenticated as this
+// gateway, carrying a sender link per identity in scope, and the consumer that drains `$upstream` over it.
+import type { Connection, Container } from "rhea";
+import { StrataError } from "../errors.js";
+import type { DeliveryOutcome, EndpointConsumer } from "../hub/types.js";
+import { signSas } from "../identity/sas.js";
+import type { Identities } from "../identity/types.js";
+import type { Logger } from "../log.js";
+import type { IdentityId } from "../message.js";
+import type { Lease } from "../store/types.js";
+import { CbsChannel } from "./cbs.js";
+import { toAmqpMessage } from "./convert.js";
+import { abandon, describeError, dial, dialAddress, type DialTarget } from "./dial.js";
+import { outcomeForRefusal } from "./refusals.js";
+import { IdentitySender, type Settlement } from "./sender.js";
+import type { Upstream, UpstreamState, UpstreamStatus, UpstreamTransport } from "./types.js";
+
+export interface UpstreamLinkOptions {
+  /** This gateway's device id: the identity it authenticates as. */
+  self: string;
+  /** The hub name tokens are signed for (`{hub}/devices/{self}`). */
+  hub: string;
+  parent: { hostname: string; address?: string; amqp_port: number; https_port: number; transport: "amqps" | "wss" | "auto" };
+  /** PEM trust bundle the parent's certificate must chain to. */
+  ca: string;
+  /** This gateway's SAS key (base64), read from `[identity] key_file`; a function to pick up a rotated key. */
+  key: string | (() => string);
+  identities: Pick<Identities, "authChain">;
+  logger: Logger;
+  /** Lifetime of each put token; renewed at 80 % of it. Default 3600 s. */
+  tokenTtlSecs?: number;
+  /** One connect (dial + open + put-token) may take this long. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Reconnect backoff: from `min`, doubling, jittered, capped at `max` (a few seconds, not 60 s per hop). */
+  backoffMs?: { min: number; max: number };
+  /** A sender link unused this long is closed. Default 60 s. */
+  idleLinkMs?: number;
+  /** Messages per drained batch (pipelined over the identities' links). Default 200. */
+  batchSize?: number;
+  /** AMQP idle timeout advertised to the parent. Default 20 s. */
+  idleTimeoutMs?: number;
+  now?: () => number;
+}
+
+interface Live {
+  connection: Connection;
+  container: Container;
+  transport: UpstreamTransport;
+  cbs: CbsChannel;
+  senders: Map<IdentityId, IdentitySender>;
+  closed: Promise<void>;
+  renewTimer?: NodeJS.Timeout;
+}
+
+/**
+ * Keeps one authenticated connection to the parent up (reconnecting with a capped, jittered backoff) and
+ * implements the `$upstream` consumer: a batch is pipelined over per-identity links, each message settled
+ * by the parent only after its own durable write; accepted → delivered, a permanent refusal → dead letter
+ * (refusals.ts), anything else → retry. While disconnected, `deliver` waits instead of failing.
+ */
+export class UpstreamLink implements Upstream, EndpointConsumer {
+  readonly batchSize: number;
+  private readonly target: DialTarget;
+  private readonly now: () => number;
+  private readonly stopController = new AbortController();
+  private readonly listeners = new Set<(s: UpstreamState) => void>();
+  private live: Live | undefined;
+  private running: Promise<void> | undefined;
+  private idleSweep: NodeJS.Timeout | undefined;
+  private snapshot: UpstreamState;
+
+  constructor(private readonly opts: UpstreamLinkOptions) {
+    this.batchSize = opts.batchSize ?? 200;
+    this.now = opts.now ?? Date.now;
+    this.target = {
+      hostname: opts.parent.hostname,
+      ...(opts.parent.address ? { address: opts.parent.address } : {}),
+      amqpPort: opts.parent.amqp_port,
+      httpsPort: opts.parent.https_port,
+      ca: opts.ca,
+      containerId: opts.self,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 20_000,
+    };
+    this.snapshot = {
+      status: "offline", since: this.now(),
+      parent: opts.parent.address && opts.parent.address !== opts.parent.hostname ? `${opts.parent.hostname} (${opts.parent.address})` : opts.parent.hostname,
+      reconnects: 0, failedAttempts: 0, sent: 0, retried: 0, refused: 0, openLinks: 0,
+    };
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------------
+
+  /** Starts connecting in the background; never throws (failures show in `state()` and the log). */
+  start(): void {
+    if (this.stopController.signal.aborted) return;
+    this.running ??= this.connectLoop();
+    const idleMs = this.opts.idleLinkMs ?? 60_000;
+    this.idleSweep ??= setInterval(() => this.closeIdleLinks(idleMs), Math.max(1000, idleMs / 2));
+    this.idleSweep.unref();
+  }
+
+  /** Closes the connection; deliveries in flight end as "retry". Idempotent. */
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    clearInterval(this.idleSweep);
+    if (this.live) this.drop(this.live, "gateway stopping");
+    await this.running;
+    this.setStatus("stopped");
+  }
+
+  // ---- state -----------------------------------------------------------------------------------------
+
+  state(): UpstreamState {
+    return { ...this.snapshot, openLinks: this.live ? [...this.live.senders.values()].filter((s) => !s.isClosed).length : 0 };
+  }
+
+  onState(listener: (s: UpstreamState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  whenConnected(signal?: AbortSignal): Promise<void> {
+    if (this.snapshot.status === "connected") return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const stopSignal = this.stopController.signal;
+      const cleanup = () => {
+        off();
+        signal?.removeEventListener("abort", onAbort);
+        stopSignal.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(new StrataError("STRATA_UPSTREAM_STOPPED", "stopped while waiting for the parent connection"));
+      };
+      const off = this.onState((s) => {
+        if (s.status === "connected") {
+          cleanup();
+          resolve();
+        }
+      });
+      if (signal?.aborted || stopSignal.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      stopSignal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  linkedIdentities(): IdentityId[] {
+    return this.live ? [...this.live.senders.values()].filter((s) => !s.isClosed).map((s) => s.identity) : [];
+  }
+
+  private setStatus(status: UpstreamStatus, patch: Partial<UpstreamState> = {}): void {
+    const changed = status !== this.snapshot.status;
+    this.snapshot = { ...this.snapshot, ...patch, status, ...(changed ? { since: this.now() } : {}) };
+    if (!changed) return;
+    const state = this.state();
+    for (const listener of this.listeners) {
+      try {
+        listener(state);
+      } catch (err) {
+        this.opts.logger.error({ err }, "upstream state listener failed");
+      }
+    }
+  }
+
+  // ---- connection ------------------------------------------------------------------------------------
+
+  private async connectLoop(): Promise<void> {
+    const signal = this.stopController.signal;
+    let attempt = 0;
+    while (!signal.aborted) {
+      this.setStatus("connecting");
+      try {
+        const live = await this.connectOnce();
+        if (signal.aborted) {
+          this.drop(live, "gateway stopping");
+          break;
+        }
+        attempt = 0;
+        this.live = live;
+        this.setStatus("connected", { transport: live.transport, failedAttempts: 0 });
+        this.opts.logger.info({ parent: dialAddress(this.target, live.transport), transport: live.transport }, "upstream link connected");
+        await live.closed;
+        this.live = undefined;
+        if (signal.aborted) break;
+        this.snapshot.reconnects++;
+        this.setStatus("offline");
+        this.opts.logger.warn({ parent: this.snapshot.parent, err: this.snapshot.lastError }, "upstream link lost");
+      } catch (err) {
+        if (signal.aborted) break;
+        attempt++;
+        this.setStatus("offline", { lastError: describeError(err), failedAttempts: this.snapshot.failedAttempts + 1 });
+        // The first failure is worth a warning; a parent that stays away should not flood the journal.
+        const level = attempt === 1 || attempt % 20 === 0 ? "warn" : "debug";
+        this.opts.logger[level]({ err, parent: this.snapshot.parent, attempt }, "upstream connect failed");
+      }
+      await this.backoff(attempt, signal);
+    }
+  }
+
+  /** Jittered exponential backoff, capped at a few seconds; a lost connection retries almost at once. */
+  private backoff(attempt: number, signal: AbortSignal): Promise<void> {
+    const { min, max } = this.opts.backoffMs ?? { min: 100, max: 5000 };
+    const base = Math.min(max, min * 2 ** Math.max(0, attempt - 1));
+    const wait = base / 2 + Math.random() * (base / 2);
+    return new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, wait);
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** Dials (amqps, wss, or amqps then wss for "auto") and authenticates; resolves with a live connection. */
+  private async connectOnce(): Promise<Live> {
+    const transports: UpstreamTransport[] = this.opts.parent.transport === "auto" ? ["amqps", "wss"] : [this.opts.parent.transport];
+    const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
+    let lastErr: unknown;
+    for (const transport of transports) {
+      let dialed: { connection: Connection; container: Container };
+      try {
+        dialed = await dial(this.target, transport, timeoutMs);
+      } catch (err) {
+        lastErr = err;
+        if (transports.length > 1) this.opts.logger.debug({ err, transport }, "upstream transport failed, trying the next");
+        continue;
+      }
+      // Authentication failures are not a transport problem: no fallback to the next transport.
+      return this.authenticate(dialed.connection, dialed.container, transport, timeoutMs);
+    }
+    throw lastErr;
+  }
+
+  private async authenticate(connection: Connection, container: Container, transport: UpstreamTransport, timeoutMs: number): Promise<Live> {
+    let markClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (markClosed = resolve));
+    const live: Live = { connection, container, transport, cbs: new CbsChannel(connection), senders: new Map(), closed };
+    const onDown = (ctx: { error?: unknown; connection?: { error?: unknown } }) => {
+      const error = ctx.error ?? ctx.connection?.error;
+      if (error) this.snapshot.lastError = describeError(error);
+      this.drop(live, error ? describeError(error) : "connection closed by the parent");
+      markClosed();
+    };
+    connection.on("disconnected", onDown);
+    connection.on("connection_close", onDown);
+    connection.on("connection_error", onDown);
+    connection.on("protocol_error", onDown);
+    connection.on("error", onDown);
+    try {
+      await Promise.race([
+        this.putToken(live, timeoutMs),
+        closed.then(() => {
+          throw new StrataError("STRATA_UPSTREAM_CONNECT", `the parent closed the connection during authentication: ${this.snapshot.lastError ?? "no reason given"}`);
+        }),
+      ]);
+    } catch (err) {
+      this.drop(live, "authentication failed");
+      throw err;
+    }
+    return live;
+  }
+
+  private async putToken(live: Live, timeoutMs: number): Promise<void> {
+    const ttl = this.opts.tokenTtlSecs ?? 3600;
+    const resource = `${this.opts.hub}/devices/${this.opts.self}`;
+    const key = typeof this.opts.key === "function" ? this.opts.key() : this.opts.key;
+    const token = signSas({ resource, key, expirySecs: Math.floor(this.now() / 1000) + ttl });
+    await live.cbs.putToken({ resource, token }, timeoutMs);
+    clearTimeout(live.renewTimer);
+    live.renewTimer = setTimeout(() => {
+      this.putToken(live, timeoutMs).catch((err: unknown) => {
+        this.opts.logger.warn({ err }, "upstream token renewal failed, reconnecting");
+        this.snapshot.lastError = describeError(err);
+        this.drop(live, "token renewal failed");
+      });
+    }, ttl * 800);
+    live.renewTimer.unref();
+  }
+
+  /** Tears a connection down: pending sends end as lost (→ retry), links are forgotten. */
+  private drop(live: Live, reason: string): void {
+    clearTimeout(live.renewTimer);
+    live.cbs.close();
+    for (const sender of live.senders.values()) sender.fail({ kind: "lost", reason });
+    live.senders.clear();
+    abandon(live.connection);
+  }
+
+  private closeIdleLinks(idleMs: number): void {
+    const live = this.live;
+    if (!live) return;
+    const cutoff = this.now() - idleMs;
+    for (const [id, sender] of live.senders) {
+      if (sender.isClosed) live.senders.delete(id);
+      else if (sender.inFlight === 0 && sender.lastUsed < cutoff) {
+        live.senders.delete(id);
+        sender.close();
+        this.opts.logger.debug({ identity: id }, "idle upstream link closed");
+      }
+    }
+  }
+
+  // ---- the $upstream consumer -----------------------------------------------------------------------------
+
+  /**
+   * Sends a batch: per identity in order on that identity's link, identities side by side. Waits (does not
+   * fail) while the parent is unreachable, so the drain does not spin through retries.
+   */
+  async deliver(leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
+    const outcomes: DeliveryOutcome[] = leases.map(() => "retry");
+    try {
+      await this.whenConnected(signal);
+    } catch {
+      return outcomes; // stopping
+    }
+    const live = this.live;
+    if (!live) return outcomes;
+    const bySource = new Map<IdentityId, number[]>();
+    for (let i = 0; i < leases.length; i++) {
+      const source = leases[i]!.message.source;
+      let list = bySource.get(source);
+      if (!list) bySource.set(source, (list = []));
+      list.push(i);
+    }
+    const aborted = new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    await Promise.all([...bySource].map(async ([source, indexes]) => {
+      const settlements = await Promise.race([
+        this.sendAll(live, source, indexes.map((i) => leases[i]!)),
+        aborted.then(() => undefined),
+      ]);
+      if (!settlements) return;
+      indexes.forEach((leaseIndex, k) => {
+        outcomes[leaseIndex] = this.outcome(settlements[k]!, leases[leaseIndex]!);
+      });
+    }));
+    return outcomes;
+  }
+
+  /** The same identity's messages, in order, on its one link. */
+  private async sendAll(live: Live, source: IdentityId, leases: readonly Lease[]): Promise<Settlement[]> {
+    const chain = this.opts.identities.authChain(source);
+    if (!chain) {
+      // No longer in this gateway's scope (removed here after it was queued): refused as the parent would.
+      const refused: Settlement = { kind: "rejected", refusal: { condition: "amqp:unauthorized-access", description: `${source} is not in ${this.opts.self}'s scope` } };
+      return leases.map(() => refused);
+    }
+    const sender = this.senderFor(live, source, chain);
+    if (!sender.isOpen) {
+      try {
+        await sender.ready;
+      } catch {
+        const reason = sender.closeReason ?? { kind: "lost" as const, reason: "link refused" };
+        return leases.map(() => reason);
+      }
+    }
+    const now = this.now();
+    return Promise.all(leases.map((l) => sender.send(toAmqpMessage(l.message), now)));
+  }
+
+  private senderFor(live: Live, source: IdentityId, chain: readonly string[]): IdentitySender {
+    const existing = live.senders.get(source);
+    if (existing && !existing.isClosed) return existing;
+    const sender = new IdentitySender(live.connection, source, chain, this.now());
+    live.senders.set(source, sender);
+    this.opts.logger.debug({ identity: source, chain }, "upstream link opened");
+    return sender;
+  }
+
+  private outcome(settlement: Settlement, lease: Lease): DeliveryOutcome {
+    switch (settlement.kind) {
+      case "accepted":
+        this.snapshot.sent++;
+        return "delivered";
+      case "rejected": {
+        const outcome = outcomeForRefusal(settlement.refusal, lease.attempts);
+        if (outcome === "retry") this.snapshot.retried++;
+        else this.snapshot.refused++;
+        if (outcome !== "retry" || lease.attempts === 0) {
+          this.opts.logger.warn({ messageId: lease.message.id, source: lease.message.source, refusal: settlement.refusal, attempts: lease.attempts + 1 }, "parent refused a message");
+        }
+        return outcome;
+      }
+      default:
+        this.snapshot.retried++;
+        return "retry";
+    }
+  }
+}
