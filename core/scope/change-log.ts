@@ -32,7 +32,8 @@ export interface ScopeChangeLogOptions {
  */
 export class ScopeChangeLog {
   readonly epoch = randomBytes(8).toString("hex");
-  private seq = 0;
+  /** Starts at 1: a cursor of 0 always means "never synced" (full snapshot), even before the first change. */
+  private seq = 1;
   /** Sequence of the last change per present identity; absent = unchanged since this epoch began (0). */
   private readonly lastChange = new Map<IdentityId, number>();
   private departures: Departure[] = [];
