@@ -112,6 +112,7 @@ export class Gateway {
         identities,
         logger: logger.child({ area: "hub" }),
         defaultTtlSecs: config.store.default_ttl_secs,
+        maxClients: config.max_clients,
       });
       undo.unshift(() => hub.stop());
 

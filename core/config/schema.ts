@@ -96,6 +96,11 @@ export const strataConfigSchema = z
     device_id: deviceId,
     hostname: z.string().min(1),
     data_dir: filePath,
+    /**
+     * Identities this gateway serves directly at once, across every head: leaves, modules and child gateways
+     * (IoT Edge's MaxConnectedClients). Identities behind a child gateway do not count. Enforced on reconnect too.
+     */
+    max_clients: z.int().min(1).default(100),
     identity: identitySchema.optional(),
     parent: parentSchema.optional(),
     tls: tlsSchema,
