@@ -7,6 +7,7 @@ import { isStrataError, StrataAggregateError } from "../errors.js";
 import { loadPluginEntries } from "../plugin/loader.js";
 import type { PluginCommand } from "../plugin/api.js";
 import { checkCommand } from "./check.js";
+import { childCommand, CHILD_USAGE } from "./child.js";
 import { resolveConfig } from "./context.js";
 import { identityCommand, IDENTITY_USAGE } from "./identity.js";
 import { consoleOutput, type Output } from "./output.js";
@@ -17,6 +18,7 @@ const USAGE = `strata — a nested IoT gateway
   strata start [--config <file>] [--address <127.0.0.N>]   run the gateway (no config: a root on localhost)
   strata check [--config <file>]                            check config, certificates, ports, store, parent, clock
   strata identity add|list|show|remove …                    manage identities (see 'strata help identity')
+  strata child add|install|list …                           set up child gateways (see 'strata help child')
 PLUGIN_COMMANDS
 Config: --config <file>, else /etc/strata/strata.toml, else the embedded default under ./.strata.`;
 
@@ -30,8 +32,10 @@ export async function main(argv: readonly string[], out: Output = consoleOutput)
       case "start": return await startCommand(flagsOf(rest), out);
       case "check": return await checkCommand(flagsOf(rest), out);
       case "identity": return await identityCommand(rest, out);
+      case "child": return await childCommand(rest, out);
       case undefined: case "help": case "--help": case "-h":
         if (rest[0] === "identity") out.info(IDENTITY_USAGE);
+        else if (rest[0] === "child") out.info(CHILD_USAGE);
         else out.info(USAGE.replace("PLUGIN_COMMANDS", (await pluginCommands(rest)).map((c) => `  strata ${c.name.padEnd(52)} ${c.summary}`).join("\n")));
         return 0;
       default: return await runPluginCommand(argv, out);
