@@ -390,6 +390,7 @@ export class AmqpHead {
       if (slot === "twin") dl.desiredSubscribed = false;
       this.releaseIfEmpty(state, dl);
     });
+    this.opts.log.debug({ identity: dl.principal.id, kind: slot }, "amqp link attached");
     // Desired patches need the PUT on the twin link; everything else is subscribed by the attach itself.
     dl.changed();
   }
@@ -551,6 +552,7 @@ export class AmqpHead {
         reply(204, undefined, version);
       } else if ((operation === "PUT" || operation === "DELETE") && resource.toLowerCase() === "/notifications/twin/properties/desired") {
         dl.desiredSubscribed = operation === "PUT";
+        this.opts.log.debug({ identity: id, on: dl.desiredSubscribed }, "amqp desired subscription");
         reply(200);
         dl.changed();
       } else {
