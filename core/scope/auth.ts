@@ -46,7 +46,9 @@ export function authenticate(header: string | undefined, ctx: AuthContext, now =
   if (!r.ok) return { ok: false, status: 401, message: `token for ${who.id} refused (${r.reason}): ${r.detail}` };
   if (r.principal.id === self) return { ok: true, requester: { kind: "self", id: self } };
   const record = ctx.identities.get(r.principal.id);
-  if (!record || record.moduleId !== undefined || !record.edge || record.parent !== self) {
+  // On the root, an identity with no parent hangs directly below it (IoT Hub's devices without a scope).
+  const below = record !== undefined && (record.parent === self || (record.parent === undefined && ctx.isRoot));
+  if (!record || record.moduleId !== undefined || !record.edge || !below) {
     return { ok: false, status: 403, message: `${r.principal.id} is not a child gateway of ${self} (an edge identity whose parent is ${self})` };
   }
   return { ok: true, requester: { kind: "child", id: record.id } };

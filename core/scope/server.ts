@@ -160,7 +160,7 @@ export class ScopeServer {
     const all = ids.list();
     const lookup = (i: string) => ids.get(i);
     const children: ChildState[] = all
-      .filter((r) => r.edge && r.moduleId === undefined && r.parent === ids.self)
+      .filter((r) => r.edge && r.moduleId === undefined && (r.parent === ids.self || (r.parent === undefined && this.auth.isRoot)))
       .sort((a, b) => a.id.localeCompare(b.id))
       .map((r) => ({
         id: r.id,

@@ -24,6 +24,12 @@ export interface TestGatewayOptions {
   config?: Partial<StrataConfigInput>;
   /** Reuse a data dir (restart tests). */
   dir?: string;
+  /**
+   * Run as a child of `gateway`: `[parent]` points at its HTTPS (and AMQP, when it has one) port, `[identity]
+   * key_file` holds `key` (register the child at the parent first, e.g. with addDevice(id, { edge: true })), and
+   * there is no `[service]`. Use the same address as the parent: gateways on one address share a dev PKI.
+   */
+  parent?: { gateway: TestGateway; key: string };
   logger?: Logger;
 }
 
@@ -59,6 +65,18 @@ function pkiFor(address: string): Promise<DevPki> {
   return p;
 }
 
+/** `[parent]` and `[identity]` of a test child gateway. */
+function childKeys(parent: { gateway: TestGateway; key: string }, dir: string): Partial<StrataConfigInput> {
+  const keyFile = join(dir, "identity.key");
+  writeFileSync(keyFile, parent.key, { mode: 0o600 });
+  const p = parent.gateway;
+  const amqp = p.gw.listeners.get("amqp");
+  return {
+    identity: { key_file: keyFile },
+    parent: { hostname: p.gw.config.hostname, address: p.address, https_port: p.port("https"), ...(amqp ? { amqp_port: amqp.port } : {}) },
+  };
+}
+
 function testLogger(): Logger {
   const level = process.env.STRATA_TEST_LOG;
   return level ? createLogger({ level: level as "debug" }) : silentLogger();
@@ -87,9 +105,12 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
       device_id: opts.deviceId ?? "gw-root",
       hostname: address === "127.0.0.1" ? "localhost" : address,
       data_dir: join(dir, "data"),
-      tls: { cert_file: pki.paths.serverChain, key_file: pki.paths.serverKey, ca_file: pki.paths.trustBundle },
+      tls: {
+        cert_file: pki.paths.serverChain, key_file: pki.paths.serverKey, ca_file: pki.paths.trustBundle,
+        edge_ca_cert_file: pki.paths.edgeCaCert, edge_ca_key_file: pki.paths.edgeCaKey,
+      },
       listen: { address, mqtt: opts.ports?.mqtt ?? 0, amqp: opts.ports?.amqp ?? 0, https: opts.ports?.https ?? 0 },
-      service: { owner_key_file: ownerKeyFile },
+      ...(opts.parent ? childKeys(opts.parent, dir) : { service: { owner_key_file: ownerKeyFile } }),
       ...opts.config,
     },
     { source: "test config", baseDir: dir },

@@ -56,3 +56,12 @@ test("an iothubowner token is the owner on the root and refused below it", async
   const refused = authenticate(owner, mid.ctx);
   assert.equal(!refused.ok && refused.status, 403);
 });
+
+test("on the root an edge identity without a parent is a direct child; below the root it is not", async () => {
+  const rootReg = await registry("root", [edge("top")]);
+  const ctx: AuthContext = { identities: rootReg, hubName: HUB, hostnames: [], isRoot: true };
+  assert.equal(authenticate(tokenFor(rootReg, "top"), ctx).ok, true);
+  const midReg = await registry("mid", [edge("mid", "root"), edge("top")]);
+  const r = authenticate(tokenFor(midReg, "top"), { ...ctx, identities: midReg, isRoot: false });
+  assert.equal(!r.ok && r.status, 403);
+});
