@@ -19,3 +19,4 @@ export * from "./store/index.js";
 export * from "./router/index.js";
 export * from "./hub/index.js";
 export * from "./gateway.js";
+export * from "./translation/index.js";
