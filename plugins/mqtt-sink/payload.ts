@@ -2,15 +2,16 @@ import type { Message, SystemProperties } from "../../core/index.js";
 import { splitIdentityId } from "../../core/index.js";
 
 /**
- * One message as a JSON object: the shape `strata telemetry tail --json` prints, so a consumer of the
- * broker and a reader of the root's log see the same thing.
+ * One message as a JSON object: the shape `strata telemetry tail --json` prints (the root's
+ * TelemetryRecord; kept in step by hand, plugins do not import each other), so a consumer of the broker
+ * and a reader of the root's log see the same thing.
  */
 export interface Envelope {
   deviceId: string;
-  moduleId?: string;
+  moduleId: string | null;
   /** ISO-8601, when the origin gateway accepted the message. */
   enqueuedTime: string;
-  messageId?: string;
+  messageId: string | null;
   properties: Record<string, string>;
   systemProperties: Record<string, string>;
   /** The body as UTF-8 text, or base64 when it is not valid UTF-8 (then `bodyEncoding` is "base64"). */
@@ -18,7 +19,7 @@ export interface Envelope {
   bodyEncoding?: "base64";
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The body as text when it is valid UTF-8, else base64. */
 export function encodeBody(body: Buffer): { body: string; bodyEncoding?: "base64" } {
@@ -39,9 +40,9 @@ export function toEnvelope(message: Message): Envelope {
   const { deviceId, moduleId } = splitIdentityId(message.source);
   return {
     deviceId,
-    ...(moduleId !== undefined ? { moduleId } : {}),
+    moduleId: moduleId ?? null,
     enqueuedTime: new Date(message.enqueuedTime).toISOString(),
-    ...(message.systemProperties.messageId !== undefined ? { messageId: message.systemProperties.messageId } : {}),
+    messageId: message.systemProperties.messageId ?? null,
     properties: { ...message.properties },
     systemProperties: definedOnly(message.systemProperties),
     ...encodeBody(message.body),

@@ -107,6 +107,13 @@ export class BrokerPublisher {
     return outcomes;
   }
 
+  /** Connects ahead of the first batch, so that a wrong URL or credential shows in the log at start. */
+  warmUp(): void {
+    this.connection(new AbortController().signal).catch((err: unknown) => {
+      if (!this.closed) this.opts.logger.warn({ err, url: this.opts.url }, "mqtt sink cannot reach the broker yet, messages wait in its queue");
+    });
+  }
+
   /** Disconnects (gracefully when possible, within a bound). Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
@@ -214,7 +221,7 @@ export class BrokerPublisher {
           receiveMaximum: connack.properties?.receiveMaximum ?? NO_LIMITS.receiveMaximum,
           maximumPacketSize: connack.properties?.maximumPacketSize ?? NO_LIMITS.maximumPacketSize,
         };
-        o.logger.info({ url: o.url, clientId: o.clientId }, "mqtt sink connected");
+        o.logger.info({ url: o.url, clientId: o.clientId, ...this.limits }, "mqtt sink connected");
         resolve(client);
       };
       client.once("connect", onConnect);

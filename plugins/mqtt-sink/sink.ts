@@ -41,7 +41,8 @@ export class MqttSinkPlugin implements Plugin, EndpointConsumer {
     this.topicFor = topicRouter(settings.topic, settings.module_topic, { hub: config.hub, sink: settings.name });
   }
 
-  async start(): Promise<void> {
+  async start(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     const s = this.settings;
     if (s.protocol_version === 4 && s.format === "raw") {
       this.logger.warn({ url: s.url }, "mqtt sink on MQTT 3.1.1 with format raw carries bodies only; set format = \"envelope\" to keep properties");
@@ -66,6 +67,7 @@ export class MqttSinkPlugin implements Plugin, EndpointConsumer {
     // The broker need not be up: messages wait in the sink's queue and are delivered when it is.
     this.hub.addSink(s.name);
     this.unconsume = this.hub.consume(sinkQueue(s.name), this);
+    this.publisher.warmUp();
     this.logger.info({ sink: s.name, url: s.url, qos: s.qos, format: s.format }, "mqtt sink started");
   }
 
