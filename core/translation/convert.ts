@@ -139,14 +139,14 @@ export function checkConverterSamples<Raw, Cmd>(c: Converter<Raw, Cmd>): string[
     }
   });
   (c.samples.methods ?? []).forEach((s, i) => {
-    const fn = c.toDevice?.methods?.[s.name];
+    const fn = c.toDevice?.methods?.[s.name] ?? c.toDevice?.methods?.["*"];
     if (!fn) return problems.push(`${c.model} samples.methods[${i}]: no toDevice.methods.${s.name}`);
-    compareCommands(problems, `${c.model} samples.methods[${i}]`, () => fn(s.payload, meta("sample", s.options)), s.commands);
+    compareCommands(problems, `${c.model} samples.methods[${i}]`, () => fn(s.payload, { ...meta("sample", s.options), key: s.name }), s.commands);
   });
   (c.samples.desired ?? []).forEach((s, i) => {
-    const fn = c.toDevice?.desired?.[s.key];
+    const fn = c.toDevice?.desired?.[s.key] ?? c.toDevice?.desired?.["*"];
     if (!fn) return problems.push(`${c.model} samples.desired[${i}]: no toDevice.desired.${s.key}`);
-    compareCommands(problems, `${c.model} samples.desired[${i}]`, () => fn(s.value, meta("sample", s.options)), s.commands);
+    compareCommands(problems, `${c.model} samples.desired[${i}]`, () => fn(s.value, { ...meta("sample", s.options), key: s.key }), s.commands);
   });
   (c.samples.c2d ?? []).forEach((s, i) => {
     const fn = c.toDevice?.c2d;

@@ -9,9 +9,13 @@ import type { Message } from "../message.js";
 import { isValidDeviceId, recognize, telemetryToInbound, validateConverter } from "./convert.js";
 import { selfMux } from "./self-link.js";
 import { registerStats, unregisterStats } from "./stats.js";
+import { DeviceReply } from "./types.js";
 import type {
   CloudMessage, ConvertMeta, Converter, ReceiveResult, SourceHint, Telemetry, TranslationStats, TranslatorOptions,
 } from "./types.js";
+
+/** A `toDevice.methods` or `toDevice.desired` entry under this key takes every name the others do not. */
+export const WILDCARD = "*";
 
 interface DeviceEntry<Raw, Cmd> {
   converter: Converter<Raw, Cmd>;
@@ -178,19 +182,21 @@ export class Translator<Raw = unknown, Cmd = unknown> {
   /** A direct method for one device: 200 with the device's answer, 501 unknown method, 400 bad payload, 502 device unreachable. */
   async invokeDevice(deviceId: string, request: MethodRequest, signal: AbortSignal): Promise<MethodResult> {
     const entry = this.devices.get(deviceId);
-    const fn = entry?.converter.toDevice?.methods?.[request.methodName];
+    const methods = entry?.converter.toDevice?.methods;
+    const fn = methods?.[request.methodName] ?? methods?.[WILDCARD];
     if (!entry || !fn || !this.opts.transport) {
       return { status: 501, payload: { message: `${deviceId} (${this.opts.plugin}) has no method ${request.methodName}` } };
     }
     let commands: readonly Cmd[];
     try {
-      commands = fn(request.payload, this.meta(entry.converter, deviceId));
+      commands = fn(request.payload, { ...this.meta(entry.converter, deviceId), key: request.methodName });
     } catch (err) {
       return { status: 400, payload: { message: `${request.methodName}: ${(err as Error).message}` } };
     }
     this.stats.commands++;
     try {
       const answer = await this.opts.transport.execute(deviceId, commands, AbortSignal.any([signal, this.abort.signal]));
+      if (answer instanceof DeviceReply) return { status: answer.status, payload: answer.payload ?? null };
       return { status: 200, payload: answer ?? null };
     } catch (err) {
       this.stats.commandErrors++;
@@ -206,11 +212,11 @@ export class Translator<Raw = unknown, Cmd = unknown> {
     const applied: Record<string, unknown> = {};
     if (!entry || !table || !this.opts.transport) return applied;
     for (const [key, value] of Object.entries(patch)) {
-      const fn = table[key];
+      const fn = table[key] ?? table[WILDCARD];
       if (key.startsWith("$") || !fn) continue;
       this.stats.commands++;
       try {
-        const commands = fn(value, this.meta(entry.converter, deviceId));
+        const commands = fn(value, { ...this.meta(entry.converter, deviceId), key });
         await this.opts.transport.execute(deviceId, commands, this.abort.signal);
         applied[key] = value;
       } catch (err) {

@@ -44,6 +44,8 @@ export interface ConvertMeta {
   readonly deviceId: string;
   readonly model: string;
   readonly options: Readonly<Record<string, unknown>>;
+  /** For `toDevice.methods` / `toDevice.desired`: the method name or desired key (useful in a `"*"` entry). */
+  readonly key?: string;
 }
 
 /** A C2D message as a converter sees it. */
@@ -55,9 +57,9 @@ export interface CloudMessage {
 
 /** Cloud → device: how twin desired properties, direct methods and C2D messages become device commands. */
 export interface ToDevice<Cmd> {
-  /** Per direct method name: the commands it becomes. An unlisted method answers 501. */
+  /** Per direct method name: the commands it becomes. An unlisted method answers 501; a `"*"` entry takes any name (`meta.key`). */
   readonly methods?: Readonly<Record<string, (payload: unknown, meta: ConvertMeta) => readonly Cmd[]>>;
-  /** Per desired property key (zigbee2mqtt's toZigbee `key`): the commands a new value becomes. Unlisted keys are ignored. */
+  /** Per desired property key (zigbee2mqtt's toZigbee `key`): the commands a new value becomes. Unlisted keys are ignored; `"*"` takes any key. */
   readonly desired?: Readonly<Record<string, (value: unknown, meta: ConvertMeta) => readonly Cmd[]>>;
   /** A C2D message: the commands it becomes. Absent: C2D is not offered (messages stay queued). */
   readonly c2d?: (message: CloudMessage, meta: ConvertMeta) => readonly Cmd[];
@@ -88,6 +90,14 @@ export interface Converter<Raw = unknown, Cmd = unknown> {
   fromDevice(raw: Raw, meta: ConvertMeta): readonly Telemetry[];
   readonly toDevice?: ToDevice<Cmd>;
   readonly samples: ConverterSamples<Raw, Cmd>;
+}
+
+/**
+ * A device's answer with its own status (a method the device refused with 400, say). A transport may resolve
+ * `execute` with one; a plain value means status 200.
+ */
+export class DeviceReply {
+  constructor(readonly status: number, readonly payload: unknown) {}
 }
 
 /** Runs device commands: what the plugin supplies for the cloud → device direction. */
