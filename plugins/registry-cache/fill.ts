@@ -29,6 +29,8 @@ export class Fill {
     private readonly store: DiskStore,
   ) {
     this.tmpPath = store.tmpPath(digest);
+    // Created now, so a client joining before run() has opened it can already open it for reading.
+    closeSync(openSync(this.tmpPath, "wx", 0o600));
     this.wake = deferred();
   }
 
@@ -50,7 +52,7 @@ export class Fill {
   /** Consumes the upstream body; resolves when the blob is kept, rejects (and keeps nothing) otherwise. */
   async run(body: IncomingMessage): Promise<void> {
     const hash = createHash("sha256");
-    const fh = await open(this.tmpPath, "wx");
+    const fh = await open(this.tmpPath, "r+");
     try {
       try {
         for await (const chunk of body as AsyncIterable<Buffer>) {
