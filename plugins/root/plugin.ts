@@ -43,6 +43,7 @@ export class RootPlugin implements Plugin {
   ) {}
 
   async start(signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
     if (this.config.parent) {
       throw new PluginError(PLUGIN_NAME, "STRATA_ROOT_HAS_PARENT",
         `this gateway has a [parent] (${this.config.parent.hostname}), so it is not the root; remove [plugins.root] ` +
