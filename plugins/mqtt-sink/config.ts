@@ -36,8 +36,11 @@ export const mqttSinkConfigSchema = z.strictObject({
   /** 1 (delivered = the broker's PUBACK) or 2 (PUBCOMP). QoS 0 could not tell a delivered message from a lost one. */
   qos: z.union([z.literal(1), z.literal(2)]).default(1),
   retain: z.boolean().default(false),
-  /** Most publishes awaiting the broker's acknowledgement at once (also the batch taken from the queue). */
-  max_in_flight: z.int().min(1).max(65535).default(100),
+  /**
+   * Most publishes awaiting the broker's acknowledgement at once (also the batch taken from the queue); an
+   * MQTT 5 broker's receive maximum lowers it (mosquitto announces its max_inflight_messages, default 20).
+   */
+  max_in_flight: z.int().min(1).max(65535).default(1000),
   /** How long a connection attempt may take before the batch is retried later. */
   connect_timeout_ms: z.int().min(100).default(10_000),
   /** How long one publish may wait for its acknowledgement before the connection is dropped and retried. */

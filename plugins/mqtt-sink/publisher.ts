@@ -197,6 +197,9 @@ export class BrokerPublisher {
       ...(o.key ? { key: o.key } : {}),
     };
     const client = mqtt.connect(o.url, options);
+    // Small publishes pipelined against acknowledgements: Nagle would hold a batch's tail for the peer's
+    // delayed ACK (~40 ms per batch), capping the sink at a few thousand messages per second.
+    (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         client.removeListener("connect", onConnect);

@@ -8,6 +8,7 @@ export interface BenchModule {
 
 export const SCENARIOS: Record<string, () => Promise<BenchModule>> = {
   store: () => import("./store.bench.js"),
+  mqtt: () => import("./mqtt.bench.js"),
 };
 
 async function main(): Promise<void> {

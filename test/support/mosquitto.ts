@@ -12,8 +12,13 @@ import { join } from "node:path";
 export interface MosquittoOptions {
   /** mosquitto's `max_queued_messages` (its default is 1000 per client; 0 = unlimited). */
   maxQueuedMessages?: number;
-  /** mosquitto's `max_inflight_messages` per client (default 20). */
+  /**
+   * mosquitto's `max_inflight_messages` per client (default 20; 0 = unlimited). It is also the receive
+   * maximum mosquitto announces to MQTT 5 clients, which bounds what a publisher may have unacknowledged.
+   */
   maxInflightMessages?: number;
+  /** `set_tcp_nodelay true`: without it mosquitto's small PUBACKs wait on Nagle and the peer's delayed ACK. */
+  tcpNoDelay?: boolean;
   /** Keep sessions and queued messages across a (graceful) restart, in the broker's temp folder. */
   persistence?: boolean;
   /** Extra lines for mosquitto.conf. */
@@ -147,6 +152,7 @@ class MosquittoProcess implements Mosquitto {
     if (o.persistence) lines.push(`persistence_location ${this.dir}/`, "autosave_interval 0");
     if (o.maxQueuedMessages !== undefined) lines.push(`max_queued_messages ${o.maxQueuedMessages}`);
     if (o.maxInflightMessages !== undefined) lines.push(`max_inflight_messages ${o.maxInflightMessages}`);
+    if (o.tcpNoDelay) lines.push("set_tcp_nodelay true");
     lines.push(...(o.extraConfig ?? []));
     return lines.join("\n") + "\n";
   }

@@ -9,7 +9,7 @@ test("defaults alone make a valid config", () => {
   assert.equal(c.protocol_version, 5);
   assert.equal(c.format, "raw");
   assert.equal(c.topic, "strata/{deviceId}/messages");
-  assert.equal(c.max_in_flight, 100);
+  assert.equal(c.max_in_flight, 1000);
   assert.equal(c.name, "mqtt");
 });
 
