@@ -236,6 +236,7 @@ export class Translator<Raw = unknown, Cmd = unknown> {
       body: message.body,
       properties: message.properties,
       ...(message.systemProperties.messageId !== undefined ? { messageId: message.systemProperties.messageId } : {}),
+      systemProperties: { ...message.systemProperties },
     };
     let commands: readonly Cmd[];
     try {
@@ -246,8 +247,8 @@ export class Translator<Raw = unknown, Cmd = unknown> {
     }
     this.stats.commands++;
     try {
-      await this.opts.transport.execute(deviceId, commands, this.abort.signal);
-      return "completed";
+      const answer = await this.opts.transport.execute(deviceId, commands, this.abort.signal);
+      return answer instanceof DeviceReply && answer.status >= 400 ? "rejected" : "completed";
     } catch (err) {
       this.stats.commandErrors++;
       this.log.debug({ err, device: deviceId }, "c2d message not delivered");

@@ -53,6 +53,8 @@ export interface CloudMessage {
   body: Buffer;
   properties: Readonly<Record<string, string>>;
   messageId?: string;
+  /** All of IoT Hub's system properties of the message (correlationId, expiryTimeUtc, contentType, …). */
+  systemProperties?: Readonly<Record<string, string | undefined>>;
 }
 
 /** Cloud → device: how twin desired properties, direct methods and C2D messages become device commands. */
@@ -94,7 +96,8 @@ export interface Converter<Raw = unknown, Cmd = unknown> {
 
 /**
  * A device's answer with its own status (a method the device refused with 400, say). A transport may resolve
- * `execute` with one; a plain value means status 200.
+ * `execute` with one; a plain value means status 200. For a C2D message, a status of 400 or more means the
+ * device rejected it.
  */
 export class DeviceReply {
   constructor(readonly status: number, readonly payload: unknown) {}
