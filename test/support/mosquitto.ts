@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
@@ -21,6 +21,10 @@ export interface MosquittoOptions {
   tcpNoDelay?: boolean;
   /** Keep sessions and queued messages across a (graceful) restart, in the broker's temp folder. */
   persistence?: boolean;
+  /** Serve MQTT over TLS (the URL becomes mqtts://) with this certificate chain and key (PEM files). */
+  tls?: { certFile: string; keyFile: string };
+  /** Require a username and password (anonymous refused): user → password, hashed with mosquitto_passwd. */
+  users?: Readonly<Record<string, string>>;
   /** Extra lines for mosquitto.conf. */
   extraConfig?: readonly string[];
 }
@@ -28,7 +32,7 @@ export interface MosquittoOptions {
 export interface Mosquitto {
   readonly host: string;
   readonly port: number;
-  /** `mqtt://127.0.0.1:<port>` */
+  /** `mqtt://127.0.0.1:<port>`, or `mqtts://` with `tls`. */
   readonly url: string;
   /** The broker's folder (config, persistence, log). */
   readonly dir: string;
@@ -77,7 +81,7 @@ class MosquittoProcess implements Mosquitto {
   constructor(private readonly opts: MosquittoOptions) {}
 
   get url(): string {
-    return `mqtt://${this.host}:${this.port}`;
+    return `${this.opts.tls ? "mqtts" : "mqtt"}://${this.host}:${this.port}`;
   }
 
   get running(): boolean {
@@ -93,6 +97,7 @@ class MosquittoProcess implements Mosquitto {
     if (this.closed) throw new Error("mosquitto helper: start() after close()");
     if (this.child) return;
     const conf = join(this.dir, "mosquitto.conf");
+    if (this.opts.users) this.writePasswords(this.opts.users);
     writeFileSync(conf, this.config());
     const child = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
     this.child = child;
@@ -134,11 +139,20 @@ class MosquittoProcess implements Mosquitto {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  private writePasswords(users: Readonly<Record<string, string>>): void {
+    const file = join(this.dir, "passwd");
+    writeFileSync(file, "", { mode: 0o600 });
+    for (const [user, password] of Object.entries(users)) {
+      const r = spawnSync("mosquitto_passwd", ["-b", file, user, password], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`mosquitto_passwd failed for ${user}: ${r.stderr || r.error?.message}`);
+    }
+  }
+
   private config(): string {
     const o = this.opts;
     const lines = [
       `listener ${this.port} ${this.host}`,
-      "allow_anonymous true",
+      `allow_anonymous ${o.users ? "false" : "true"}`,
       // Running as root, mosquitto would switch to the `mosquitto` user and lose access to our folder.
       `user ${userInfo().username}`,
       "log_dest stderr",
@@ -153,6 +167,8 @@ class MosquittoProcess implements Mosquitto {
     if (o.maxQueuedMessages !== undefined) lines.push(`max_queued_messages ${o.maxQueuedMessages}`);
     if (o.maxInflightMessages !== undefined) lines.push(`max_inflight_messages ${o.maxInflightMessages}`);
     if (o.tcpNoDelay) lines.push("set_tcp_nodelay true");
+    if (o.tls) lines.push(`certfile ${o.tls.certFile}`, `keyfile ${o.tls.keyFile}`);
+    if (o.users) lines.push(`password_file ${join(this.dir, "passwd")}`);
     lines.push(...(o.extraConfig ?? []));
     return lines.join("\n") + "\n";
   }

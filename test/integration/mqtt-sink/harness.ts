@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import {
   Drain, LevelStore, silentLogger,
   type EndpointConsumer, type Hub, type Lease, type Message, type StrataConfig,
@@ -100,13 +100,13 @@ export interface Subscriber {
   waitFor(n: number): Promise<void>;
 }
 
-export async function subscriber(t: AfterHook, url: string, topic: string): Promise<Subscriber> {
+export async function subscriber(t: AfterHook, url: string, topic: string, extra: IClientOptions = {}): Promise<Subscriber> {
   const received: Received[] = [];
   const ids = new Set<string>();
   const waiters: { n: number; resolve: () => void }[] = [];
   const client = await mqtt.connectAsync(url, {
     protocolVersion: 5, clientId: `sub-${process.pid}-${Math.random().toString(36).slice(2)}`, clean: false,
-    properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 100,
+    properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 100, ...extra,
   });
   t.after(() => client.endAsync(true));
   client.on("error", () => {});

@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { needPeer } from "../../support/peers.js";
 import { startMosquitto } from "../../support/mosquitto.js";
-import { startSinkRig, subscriber } from "./harness.js";
+import { ensureDevPki } from "../../../core/index.js";
+import { directSink, leases, startSinkRig, subscriber } from "./harness.js";
 
 const mosquitto = needPeer("mosquitto");
 
@@ -84,4 +88,43 @@ test("mosquitto stopped and restarted while messages flow: nothing lost", { skip
   const stats = rig.plugin.stats();
   assert.ok(stats.retried > 0, "the outage was noticed and retried");
   assert.equal(stats.deadLettered, 0);
+});
+
+test("mqtts with ca_file, username and password_file; QoS 2", { skip: mosquitto }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "strata-sink-tls-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = await ensureDevPki(join(dir, "pki"), { hostnames: ["localhost"], ips: ["127.0.0.1"] });
+  const broker = await startMosquitto(t, {
+    tls: { certFile: pki.paths.serverChain, keyFile: pki.paths.serverKey },
+    users: { strata: "s3cret pass", reader: "r" },
+  });
+  assert.match(broker.url, /^mqtts:/);
+  const sub = await subscriber(t, broker.url, "strata/#", { ca: pki.trustBundle, username: "reader", password: "r" });
+  const passwordFile = join(dir, "sink.password");
+  writeFileSync(passwordFile, "s3cret pass\n", { mode: 0o600 });
+  const sink = await directSink(t, { url: broker.url, ca_file: pki.paths.trustBundle, username: "strata", password_file: passwordFile, qos: 2 });
+  const batch = leases(50);
+  const outcomes = await sink.deliver(batch, new AbortController().signal);
+  assert.deepEqual(outcomes, batch.map(() => "delivered"));
+  await sub.waitFor(batch.length);
+  assert.deepEqual([...sub.ids].sort(), batch.map((l) => l.message.id).sort());
+});
+
+test("a wrong password: every message is retried, none delivered or dead-lettered", { skip: mosquitto }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "strata-sink-auth-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const broker = await startMosquitto(t, { users: { strata: "right" } });
+  const passwordFile = join(dir, "sink.password");
+  writeFileSync(passwordFile, "wrong", { mode: 0o600 });
+  const sink = await directSink(t, { url: broker.url, username: "strata", password_file: passwordFile });
+  assert.deepEqual(await sink.deliver(leases(2), new AbortController().signal), ["retry", "retry"]);
+});
+
+test("a password file others can read is refused at start, naming the key", { skip: mosquitto }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "strata-sink-mode-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const passwordFile = join(dir, "sink.password");
+  writeFileSync(passwordFile, "pw", { mode: 0o644 });
+  await assert.rejects(directSink(t, { password_file: passwordFile }), (err: Error & { code?: string }) =>
+    err.code === "STRATA_CONFIG_SECRET_MODE" && err.message.includes("plugins.mqtt-sink.password_file"));
 });
