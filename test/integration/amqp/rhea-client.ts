@@ -63,13 +63,13 @@ export class RheaClient {
   }
 }
 
-/** Attach result: the link when the peer attached and left it open, the peer's error when it detached. */
+/**
+ * Attach result: the link once the peer attached it and (for a sender) granted credit, or the peer's error when
+ * it refused. A refusal is an attach followed by a detach with an error, and a refused sender never gets credit.
+ */
 function attached<L extends Sender | Receiver>(link: L, role: "sender" | "receiver"): Promise<L> {
   return new Promise<L>((resolve, reject) => {
-    link.once(`${role}_open` as never, () => {
-      // A refusal is an attach immediately followed by a detach with an error: give the detach its turn.
-      setImmediate(() => (link.is_closed() || link.error ? reject(linkError(link)) : resolve(link)));
-    });
+    link.once((role === "sender" ? "sendable" : "receiver_open") as never, () => resolve(link));
     link.once(`${role}_error` as never, () => reject(linkError(link)));
   });
 }
