@@ -11,8 +11,13 @@ const topicTemplate = z.string().min(1).superRefine((t, ctx) => {
  * valid config (a broker on localhost:1883, MQTT 5, raw payloads with properties as user properties).
  */
 export const mqttSinkConfigSchema = z.strictObject({
-  /** The sink's name: routes name it (`INTO mqtt`), and its queue is `sink:<name>`. */
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: "must be 1–64 characters of A-Z a-z 0-9 _ . -" }).default("mqtt"),
+  /**
+   * The sink's name: a route names it (`FROM /messages/* INTO mqtt`), its queue is `sink:<name>`, and on the
+   * root everything routed to `$upstream` reaches it too. The router's sink-name syntax: an identifier.
+   */
+  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, {
+    message: "must be a route identifier: up to 64 letters, digits and _, not starting with a digit",
+  }).default("mqtt"),
   /** The broker: mqtt://host[:port] or mqtts://host[:port] (TLS). */
   url: z.string().regex(/^mqtts?:\/\/[^/\s]+\/?$/, { message: "must be mqtt://host[:port] or mqtts://host[:port]" }).default("mqtt://127.0.0.1:1883"),
   /** CA bundle (PEM) that the broker's certificate must chain to, for mqtts://; absent = the system's CAs. */

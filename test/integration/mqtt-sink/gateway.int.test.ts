@@ -47,3 +47,35 @@ test("a root gateway republishes an Azure SDK device's events to mosquitto, with
     assert.match(r.userProperties["strata-id"] as string, /^gw-root:\d+$/);
   }
 });
+
+test("a route that names the sink sends it only what matches", { skip: needPeer("mosquitto") }, async (t) => {
+  const broker = await startMosquitto(t);
+  const sub = await subscriber(t, broker.url, "north/#");
+  const gw = await startTestGateway({
+    plugins: ["mqtt", "mqtt-sink"],
+    config: {
+      routes: { alerts: "FROM /messages/* WHERE alert = 'high' INTO north" },
+      plugins: { "mqtt-sink": { url: broker.url, name: "north", topic: "north/{hub}/{deviceId}" } },
+    },
+  });
+  t.after(() => gw.stop({ remove: true }));
+  const { connectionString } = await gw.addDevice("sensor-2");
+  const device = Client.fromConnectionString(connectionString, Mqtt);
+  await device.setOptions({ ca: gw.caPem });
+  await device.open();
+  t.after(() => device.close().catch(() => undefined));
+  for (let i = 0; i < 20; i++) {
+    const m = new Message(`reading ${i}`);
+    m.messageId = `r-${i}`;
+    m.properties.add("alert", i % 5 === 0 ? "high" : "none");
+    await device.sendEvent(m);
+  }
+  // 1. the four matching ones arrive; 2. one more marker, also matching, proves nothing else was in between.
+  const marker = new Message("marker");
+  marker.messageId = "marker";
+  marker.properties.add("alert", "high");
+  await device.sendEvent(marker);
+  await sub.waitFor(5);
+  assert.deepEqual(sub.received.map((r) => r.userProperties["$.mid"]), ["r-0", "r-5", "r-10", "r-15", "marker"]);
+  assert.equal(sub.received[0]!.topic, "north/testhub/sensor-2");
+});

@@ -20,6 +20,8 @@ test("bad values are refused, naming the key", () => {
     assert.deepEqual(r.error!.issues[0]!.path, [key]);
   };
   bad({ url: "http://broker:1883" }, "url");
+  bad({ name: "mqtt-north" }, "name");
+  bad({ name: "1st" }, "name");
   bad({ url: "mqtt://broker:1883/path" }, "url");
   bad({ qos: 0 }, "qos");
   bad({ protocol_version: 3 }, "protocol_version");
