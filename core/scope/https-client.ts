@@ -2,6 +2,7 @@
 import https from "node:https";
 import { isIP } from "node:net";
 import tls from "node:tls";
+import { StrataError } from "../errors.js";
 import { signSas } from "../identity/sas.js";
 
 export interface GatewayClientOptions {
@@ -22,9 +23,9 @@ export interface GatewayResponse {
 }
 
 /** The transport failed (unreachable, TLS, timeout): no HTTP status came back. */
-export class GatewayUnreachable extends Error {
+export class GatewayUnreachable extends StrataError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super("STRATA_SCOPE_UNREACHABLE", message, options);
     this.name = "GatewayUnreachable";
   }
 }
@@ -75,7 +76,7 @@ export class GatewayClient {
           resolve({ status: res.statusCode ?? 0, body: parsed });
         });
       });
-      req.on("timeout", () => req.destroy(new Error(`no answer within ${o.timeoutMs ?? 10_000} ms`)));
+      req.on("timeout", () => req.destroy(new Error(`no answer within ${o.timeoutMs ?? 10_000} ms; check the network and [parent] address/https_port`)));
       req.on("error", (err) => reject(new GatewayUnreachable(`${this.target}: ${err.message}`, { cause: err })));
       req.end(payload);
     });

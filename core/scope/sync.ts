@@ -1,5 +1,6 @@
 // The child side of scope sync: long-poll the parent for this gateway's subtree and keep a local copy, so
 // devices authenticate here while the parent is away.
+import { StrataError } from "../errors.js";
 import type { IdentityRegistry } from "../identity/registry.js";
 import type { IdentityRecord } from "../identity/types.js";
 import type { Logger } from "../log.js";
@@ -121,7 +122,9 @@ export class ScopeSync {
       try {
         const path = `${SCOPE_PATH}?since=${this.cursor.since}&epoch=${encodeURIComponent(this.cursor.epoch)}&wait=${this.waitSecs}`;
         const res = await this.opts.client.request("GET", path, undefined, { timeoutMs: (this.waitSecs + 15) * 1000, signal: this.abort.signal });
-        if (res.status !== 200) throw new Error(`parent answered ${res.status}: ${errorText(res.body)}`);
+        if (res.status !== 200) {
+          throw new StrataError("STRATA_SCOPE_SYNC_REFUSED", `the parent answered ${res.status} to scope sync: ${errorText(res.body)}; check that this gateway is registered at its parent as an edge child (strata child add) and that [identity] key_file holds its key`);
+        }
         const answer = res.body as ScopeAnswer;
         const counts = await applyScopeAnswer(this.opts.identities, answer);
         this.cursor = { epoch: answer.epoch, since: answer.cursor };
