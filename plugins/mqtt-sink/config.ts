@@ -48,7 +48,7 @@ export const mqttSinkConfigSchema = z.strictObject({
   max_in_flight: z.int().min(1).max(65535).default(1000),
   /** How long a connection attempt may take before the batch is retried later. */
   connect_timeout_ms: z.int().min(100).default(10_000),
-  /** How long one publish may wait for its acknowledgement before the connection is dropped and retried. */
+  /** How long publishes may wait with no acknowledgement arriving before the connection is dropped and they are retried. */
   ack_timeout_ms: z.int().min(100).default(30_000),
   keepalive_secs: z.int().min(0).max(65535).default(60),
 });

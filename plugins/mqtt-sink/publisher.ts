@@ -78,6 +78,15 @@ export class BrokerPublisher {
     const retryAll = () => [...awaiting].forEach((settle) => settle("retry"));
     signal.addEventListener("abort", retryAll, { once: true });
     client.once("close", retryAll);
+    // One watchdog per batch, not a timer per publish: re-armed by every acknowledgement, it fires only
+    // when publishes wait and nothing at all comes back for ack_timeout_ms (a half-open connection).
+    const watchdog = setTimeout(() => {
+      if (awaiting.size === 0) return;
+      this.opts.logger.warn({ url: this.opts.url, waiting: awaiting.size, timeoutMs: this.opts.ackTimeoutMs }, "mqtt sink publishes not acknowledged in time, reconnecting");
+      retryAll();
+      this.drop(client);
+    }, this.opts.ackTimeoutMs);
+    const progress = () => watchdog.refresh();
     const window = new Set<Promise<void>>();
     const maxInFlight = Math.min(this.opts.maxInFlight, this.limits.receiveMaximum);
     let broken = false;
@@ -89,7 +98,7 @@ export class BrokerPublisher {
           outcomes[index] = { deadLetter: tooLarge };
           continue;
         }
-        const p = this.publishOne(client, items[index]!, awaiting).then((outcome) => {
+        const p = this.publishOne(client, items[index]!, awaiting, progress).then((outcome) => {
           outcomes[index] = outcome;
           if (outcome === "retry") broken = true;
         });
@@ -99,6 +108,7 @@ export class BrokerPublisher {
       }
       await Promise.all(window);
     } finally {
+      clearTimeout(watchdog);
       signal.removeEventListener("abort", retryAll);
       client.off("close", retryAll);
     }
@@ -142,23 +152,23 @@ export class BrokerPublisher {
     return size > max ? `about ${size} bytes as an MQTT packet; the broker accepts at most ${max} (its maximum packet size)` : undefined;
   }
 
-  private publishOne(client: MqttClient, item: Publication, awaiting: Set<(o: DeliveryOutcome) => void>): Promise<DeliveryOutcome> {
+  private publishOne(
+    client: MqttClient,
+    item: Publication,
+    awaiting: Set<(o: DeliveryOutcome) => void>,
+    progress: () => void,
+  ): Promise<DeliveryOutcome> {
     return new Promise((resolve) => {
       const settle = (outcome: DeliveryOutcome) => {
         if (!awaiting.delete(settle)) return;
-        clearTimeout(timer);
         resolve(outcome);
       };
       awaiting.add(settle);
-      const timer = setTimeout(() => {
-        this.opts.logger.warn({ topic: item.topic, timeoutMs: this.opts.ackTimeoutMs }, "mqtt sink publish not acknowledged in time, reconnecting");
-        settle("retry");
-        this.drop(client);
-      }, this.opts.ackTimeoutMs);
       if (!client.connected) return settle("retry");
       const options: IClientPublishOptions = { qos: this.opts.qos, retain: this.opts.retain };
       if (item.outgoing.properties) options.properties = item.outgoing.properties;
       client.publish(item.topic, item.outgoing.payload, options, (err) => {
+        progress();
         if (!err) return settle("delivered");
         const raw = (err as { code?: unknown }).code;
         const code = typeof raw === "number" ? raw : -1;
