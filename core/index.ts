@@ -20,3 +20,4 @@ export * from "./router/index.js";
 export * from "./hub/index.js";
 export * from "./gateway.js";
 export * from "./translation/index.js";
+export * from "./scope/index.js";
