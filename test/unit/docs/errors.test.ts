@@ -19,7 +19,7 @@ test("every STRATA_* error code in core/ and plugins/ has a row in docs/errors.m
   const documented = new Set([...doc.matchAll(/^\| (STRATA_[A-Z0-9_]+) \|/gm)].map((m) => m[1]));
   const used = new Map<string, string>();
   for (const file of [...sources(join(ROOT, "core")), ...sources(join(ROOT, "plugins"))]) {
-    for (const m of readFileSync(file, "utf8").matchAll(/["'`](STRATA_[A-Z0-9_]+)["'`]/g)) {
+    for (const m of readFileSync(file, "utf8").matchAll(/["'`](STRATA_[A-Z0-9_]*[A-Z0-9])["'`]/g)) {
       if (!used.has(m[1]!)) used.set(m[1]!, file.slice(ROOT.length + 1));
     }
   }
