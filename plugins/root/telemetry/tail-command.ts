@@ -22,6 +22,9 @@ function parseArgs(args: readonly string[]): TailArgs | string {
     const a = args[i]!;
     if (a === "--json") json = true;
     else if (a === "--follow" || a === "-f") out.follow = true;
+    // The CLI leaves its own --config flag in the arguments; it has been applied already.
+    else if (a === "--config") i++;
+    else if (a.startsWith("--config=")) continue;
     else if (a === "--limit" || a.startsWith("--limit=")) {
       const raw = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
       const n = Number(raw);

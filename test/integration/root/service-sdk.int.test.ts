@@ -3,7 +3,11 @@
 // fed through the hub's $upstream → sink:telemetryLog, read back with `strata telemetry tail --json --limit`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import https from "node:https";
+import { join } from "node:path";
+import { stringify as stringifyToml } from "smol-toml";
 import { PassThrough } from "node:stream";
 import { Amqp, Client, Registry } from "azure-iothub";
 import { RestApiClient } from "azure-iothub/dist/common-http/rest_api_client";
@@ -147,4 +151,31 @@ test("telemetry reaches the root's log through $upstream; telemetry tail --json 
   assert.equal(lines[2].body, Buffer.from([0xff, 0x00, 0xfe]).toString("base64"));
   const all = await readLast(dir);
   assert.equal(all.lines.length, N, "each message logged once");
+});
+
+test("strata telemetry tail --json --limit, as a separate process, reads the log while the gateway runs", { skip }, async (t) => {
+  const gw = await rootGateway(t);
+  await gw.addDevice("cli-1");
+  const principal = { id: "cli-1", deviceId: "cli-1", method: "sas" as const };
+  const dir = telemetryLogDir(rootDataDir(gw.gw.config));
+  const abort = new AbortController();
+  let seen = 0;
+  const logged = new Promise<void>((resolve) => {
+    void follow(dir, { segment: 0, offset: 0 }, () => {
+      if (++seen === 5) resolve();
+    }, abort.signal, 100);
+  });
+  for (let i = 0; i < 5; i++) {
+    await gw.gw.hub.ingest(principal, { body: Buffer.from(`m${i}`), properties: {}, systemProperties: { messageId: `cli-${i}` } });
+  }
+  await logged;
+  abort.abort();
+  // The gateway's config as a TOML file for the CLI's --config.
+  const configFile = join(gw.dir, "strata.toml");
+  writeFileSync(configFile, stringifyToml(JSON.parse(JSON.stringify(gw.gw.config)) as Record<string, unknown>));
+  const cli = join(__dirname, "..", "..", "..", "core", "cli", "main.js");
+  const run = spawnSync(process.execPath, [cli, "telemetry", "tail", "--json", "--limit", "2", "--config", configFile], { encoding: "utf8", timeout: 30_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const lines = run.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => [l.deviceId, l.messageId, l.body]), [["cli-1", "cli-3", "m3"], ["cli-1", "cli-4", "m4"]]);
 });
