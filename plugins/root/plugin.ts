@@ -56,6 +56,7 @@ export class RootPlugin implements Plugin {
       this.mountServiceApi();
       if (this.settings.telemetry_log.enabled) await this.startTelemetryLog(signal);
       this.running = true;
+      this.log.info({ telemetryLog: this.settings.telemetry_log.enabled ? sinkQueue(TELEMETRY_SINK) : false }, "root service api and telemetry log ready");
     } catch (err) {
       await this.stop();
       if (err instanceof PluginError) throw err;

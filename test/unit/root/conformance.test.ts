@@ -54,3 +54,10 @@ test("a gateway with a [parent] refuses to start the root plugin, naming the fix
     isStrataError(err, "STRATA_ROOT_HAS_PARENT") && /remove \[plugins\.root\]/.test((err as Error).message));
   await p.stop();
 });
+
+test("config: a segment larger than half the size budget is refused, naming the key", () => {
+  const r = rootConfigSchema.safeParse({ telemetry_log: { max_bytes: 2 * 1024 * 1024, segment_bytes: 2 * 1024 * 1024 } });
+  assert.equal(r.success, false);
+  assert.deepEqual(r.error!.issues[0]!.path, ["telemetry_log", "segment_bytes"]);
+  assert.equal(rootConfigSchema.parse({}).telemetry_log.max_age_hours, 168);
+});
