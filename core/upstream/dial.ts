@@ -87,17 +87,19 @@ export function dial(target: DialTarget, transport: UpstreamTransport, timeoutMs
   });
 }
 
-/** Closes a connection without waiting for the parent, and never throws. */
+/**
+ * Closes a connection without waiting for the parent, and never throws. `abort_socket` also clears rhea's
+ * heartbeat timers, which a bare socket.destroy() would leave running (and keep the process alive).
+ */
 export function abandon(connection: Connection): void {
   try {
     connection.close();
   } catch {
     // already closed: nothing to release
   }
-  const socket = (connection as unknown as { socket?: { destroy?: () => void; end?: () => void } }).socket;
+  const c = connection as unknown as { socket?: unknown; abort_socket?: (socket: unknown) => void };
   try {
-    if (typeof socket?.destroy === "function") socket.destroy();
-    else socket?.end?.();
+    if (c.socket && typeof c.abort_socket === "function") c.abort_socket(c.socket);
   } catch {
     // the socket is gone already
   }

@@ -48,7 +48,9 @@ interface Live {
   transport: UpstreamTransport;
   cbs: CbsChannel;
   senders: Map<IdentityId, IdentitySender>;
+  /** Resolves once the connection is gone (dropped by us or lost). */
   closed: Promise<void>;
+  markClosed: () => void;
   renewTimer?: NodeJS.Timeout;
 }
 
@@ -237,12 +239,11 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
   private async authenticate(connection: Connection, container: Container, transport: UpstreamTransport, timeoutMs: number): Promise<Live> {
     let markClosed!: () => void;
     const closed = new Promise<void>((resolve) => (markClosed = resolve));
-    const live: Live = { connection, container, transport, cbs: new CbsChannel(connection), senders: new Map(), closed };
+    const live: Live = { connection, container, transport, cbs: new CbsChannel(connection), senders: new Map(), closed, markClosed };
     const onDown = (ctx: { error?: unknown; connection?: { error?: unknown } }) => {
       const error = ctx.error ?? ctx.connection?.error;
       if (error) this.snapshot.lastError = describeError(error);
       this.drop(live, error ? describeError(error) : "connection closed by the parent");
-      markClosed();
     };
     connection.on("disconnected", onDown);
     connection.on("connection_close", onDown);
@@ -287,6 +288,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     for (const sender of live.senders.values()) sender.fail({ kind: "lost", reason });
     live.senders.clear();
     abandon(live.connection);
+    live.markClosed();
   }
 
   private closeIdleLinks(idleMs: number): void {
