@@ -11,6 +11,7 @@
  *
  *   node dist/test/bench/run.js mqtt [--seconds 10] [--devices 20] [--window 100] [--rate 5000]
  *                                    [--repeat 3] [--only mosquitto,mosquitto-large,strata]
+ *   STRATA_BENCH_PROF=<dir> writes a CPU profile of the gateway process there.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
@@ -210,7 +211,12 @@ interface ChildReady {
 }
 
 async function startStrataChild(sinkUrl: string, devices: number): Promise<{ child: ChildProcess; ready: ChildReady }> {
-  const child = fork(join(__dirname, "run.js"), ["mqtt", "--child-gateway", sinkUrl, String(devices)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  // STRATA_BENCH_PROF=<dir>: a CPU profile of the gateway process, to see where its time goes.
+  const prof = process.env.STRATA_BENCH_PROF;
+  const child = fork(join(__dirname, "run.js"), ["mqtt", "--child-gateway", sinkUrl, String(devices)], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [],
+  });
   const ready = await new Promise<ChildReady>((resolve, reject) => {
     child.once("message", (m) => resolve(m as ChildReady));
     child.once("exit", (code) => reject(new Error(`bench gateway exited with ${code} before it was ready`)));
