@@ -34,6 +34,12 @@ export function serviceApi(deps: ServiceApiDeps) {
   return async function serviceApiPlugin(app: FastifyInstance): Promise<void> {
     app.removeAllContentTypeParsers();
     app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+    // Failures before a handler runs (a body over the front's limit, a broken upload) in IoT Hub's shape too.
+    app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+      const code = status === 413 ? "MessageTooLarge" : status === 500 ? "ServerError" : "ArgumentInvalid";
+      return sendError(reply, status === 500 ? err : new ServiceError(status, code, err.message), logger, req);
+    });
 
     const json = (status: number, body?: unknown) => ({ status, body });
     const add = (method: "GET" | "PUT" | "PATCH" | "DELETE" | "POST", url: string, right: Right, handler: Handler): void => {

@@ -262,3 +262,10 @@ test("a stopped plugin's routes answer 503 in IoT Hub's shape", async (t) => {
   assert.equal(res.statusCode, 503);
   assert.equal(errorOf(res).code, "ServiceUnavailable");
 });
+
+test("a body over the front's limit is refused before the handler, still in IoT Hub's shape", async (t) => {
+  const h = await harness(t);
+  const res = await h.request("PUT", "/devices/d1", Buffer.alloc(2 * 1024 * 1024, 0x20), { "content-type": "application/json" });
+  assert.equal(res.statusCode, 413);
+  assert.equal(errorOf(res).code, "MessageTooLarge");
+});
