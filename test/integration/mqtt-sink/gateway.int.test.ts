@@ -79,3 +79,29 @@ test("a route that names the sink sends it only what matches", { skip: needPeer(
   assert.deepEqual(sub.received.map((r) => r.userProperties["$.mid"]), ["r-0", "r-5", "r-10", "r-15", "marker"]);
   assert.equal(sub.received[0]!.topic, "north/testhub/sensor-2");
 });
+
+test("messages queued for a broker that is down survive a gateway restart and are delivered after it", { skip: needPeer("mosquitto") }, async (t) => {
+  const broker = await startMosquitto(t, { persistence: true });
+  const sub = await subscriber(t, broker.url, "strata/#");
+  await broker.stop();
+  const gw = await startTestGateway({ plugins: ["mqtt", "mqtt-sink"], config: { plugins: { "mqtt-sink": { url: broker.url } } } });
+  const { connectionString } = await gw.addDevice("sensor-3");
+  const device = Client.fromConnectionString(connectionString, Mqtt);
+  await device.setOptions({ ca: gw.caPem });
+  await device.open();
+  // 1. acknowledged to the device while the broker is down: only the root's queue holds them.
+  await Promise.all(Array.from({ length: 100 }, (_, i) => {
+    const m = new Message(`v${i}`);
+    m.messageId = `q-${i}`;
+    return device.sendEvent(m);
+  }));
+  await device.close();
+  // 2. the gateway goes away and comes back; 3. so does the broker; 4. every message arrives.
+  await gw.stop();
+  const again = await gw.restart();
+  t.after(() => again.stop({ remove: true }));
+  await broker.start();
+  await sub.waitFor(100);
+  const mids = new Set(sub.received.map((r) => r.userProperties["$.mid"]));
+  assert.equal(mids.size, 100);
+});
