@@ -498,7 +498,20 @@ export class AmqpHead {
       });
     }
     // Credit follows the store: one more only once this one is settled.
-    receiver.add_credit(1);
+    this.grant(receiver);
+  }
+
+  private readonly credits = new Map<Receiver, number>();
+  private creditFlush: NodeJS.Immediate | undefined;
+
+  /** One credit back per settled message, sent as one flow frame per link per tick rather than one per message. */
+  private grant(receiver: Receiver): void {
+    this.credits.set(receiver, (this.credits.get(receiver) ?? 0) + 1);
+    this.creditFlush ??= setImmediate(() => {
+      this.creditFlush = undefined;
+      for (const [r, n] of this.credits) if (r.is_open()) r.add_credit(n);
+      this.credits.clear();
+    });
   }
 
   /** Strata ids are honoured from gateways (acting for others, or edge identities), never from plain devices. */
