@@ -1,7 +1,7 @@
 // Message ↔ AMQP for the gateway-to-gateway link (contract: plugins/amqp is the parent side). A forwarded
 // message looks to the parent like a device's message (IoT Hub's AMQP fields, so the head's device-path
 // parsing applies) plus Strata's annotations, which carry the metadata the origin stamped.
-import { message as rheaMessage } from "rhea";
+import { message as rheaMessage, types as rheaTypes } from "rhea";
 import type { Message, SystemProperties } from "../message.js";
 
 /** Strata's message annotations. The parent calls hub.forward (dedup by id) when `x-opt-strata-id` is present. */
@@ -19,6 +19,8 @@ export const AUTH_CHAIN_PROPERTY = "com.microsoft:auth-chain";
 
 /** IoT Hub's application property for a module's output name. */
 export const OUTPUT_NAME_PROPERTY = "iothub-outputname";
+/** Application property with a C2D feedback request (as `azure-iothub` sends it). */
+export const ACK_PROPERTY = "iothub-ack";
 
 /** System properties IoT Hub carries as message annotations (long name → annotation). */
 const ANNOTATED: Readonly<Record<string, string>> = {
@@ -27,12 +29,12 @@ const ANNOTATED: Readonly<Record<string, string>> = {
   creationTimeUtc: "iothub-creation-time-utc",
   messageSchema: "iothub-message-schema",
   interfaceId: "iothub-interface-id",
-  component: "dt-subject",
+  component: "iothub-component-name",
   inputName: "x-opt-input-name",
 };
 
 /** System properties with a field of their own in the AMQP properties section. */
-const PROPERTY_FIELDS = new Set(["messageId", "correlationId", "userId", "to", "contentType", "contentEncoding", "expiryTimeUtc", "outputName"]);
+const PROPERTY_FIELDS = new Set(["messageId", "correlationId", "userId", "to", "contentType", "contentEncoding", "expiryTimeUtc", "outputName", "ack"]);
 
 /** Prefix for any other system property (e.g. `ack`), so a hop loses none of them. */
 const EXTRA_SYSTEM_PREFIX = "x-opt-strata-sys-";
@@ -69,9 +71,10 @@ export function toAmqpMessage(message: Message): AmqpMessage {
       [STRATA_ANNOTATIONS.id]: message.id,
       [STRATA_ANNOTATIONS.origin]: message.origin,
       [STRATA_ANNOTATIONS.source]: message.source,
-      [STRATA_ANNOTATIONS.enqueued]: message.enqueuedTime,
-      [STRATA_ANNOTATIONS.deadline]: message.deadline,
-      [STRATA_ANNOTATIONS.priority]: message.priority,
+      // Milliseconds exceed 32 bits: typed as long so every peer decodes the same integer (as plugins/amqp does).
+      [STRATA_ANNOTATIONS.enqueued]: rheaTypes.wrap_long(message.enqueuedTime),
+      [STRATA_ANNOTATIONS.deadline]: rheaTypes.wrap_long(message.deadline),
+      [STRATA_ANNOTATIONS.priority]: rheaTypes.wrap_int(message.priority),
     },
   };
   if (sys.messageId !== undefined) out.message_id = sys.messageId;
@@ -83,6 +86,7 @@ export function toAmqpMessage(message: Message): AmqpMessage {
   const expiry = Date.parse(sys.expiryTimeUtc ?? "");
   if (Number.isFinite(expiry)) out.absolute_expiry_time = new Date(expiry);
   if (sys.outputName !== undefined) out.application_properties![OUTPUT_NAME_PROPERTY] = sys.outputName;
+  if (sys.ack !== undefined) out.application_properties![ACK_PROPERTY] = sys.ack;
   for (const [name, value] of Object.entries(sys)) {
     if (value === undefined || PROPERTY_FIELDS.has(name)) continue;
     out.message_annotations![ANNOTATED[name] ?? `${EXTRA_SYSTEM_PREFIX}${name}`] = value;
@@ -110,6 +114,7 @@ export function fromAmqpMessage(amqp: AmqpMessage): Message | undefined {
   const properties: Record<string, string> = {};
   for (const [k, v] of Object.entries(amqp.application_properties ?? {})) {
     if (k === OUTPUT_NAME_PROPERTY) systemProperties.outputName = String(v);
+    else if (k === ACK_PROPERTY) systemProperties.ack = String(v);
     else if (v !== undefined && v !== null) properties[k] = String(v);
   }
   const byAnnotation = new Map(Object.entries(ANNOTATED).map(([name, ann]) => [ann, name]));

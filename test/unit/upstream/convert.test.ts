@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { message as rheaMessage } from "rhea";
 import type { Message } from "../../../core/message.js";
 import { eventsAddress, fromAmqpMessage, STRATA_ANNOTATIONS, toAmqpMessage, type AmqpMessage } from "../../../core/upstream/convert.js";
+import { strataMessageFromAmqp } from "../../../plugins/amqp/convert.js";
 import { outcomeForRefusal, REFUSAL_ATTEMPTS } from "../../../core/upstream/refusals.js";
 
 const message: Message = {
@@ -23,7 +24,7 @@ test("a message survives the wire: encode, AMQP bytes, decode", () => {
 });
 
 test("IoT Hub's fields go where a device SDK puts them; Strata's metadata in x-opt-strata-* annotations", () => {
-  const amqp = toAmqpMessage(message);
+  const amqp = rheaMessage.decode(rheaMessage.encode(toAmqpMessage(message))) as AmqpMessage;
   assert.equal(amqp.message_id, "m-1");
   assert.equal(amqp.content_type, "application/json");
   assert.equal(amqp.application_properties!["iothub-outputname"], "out1");
@@ -50,4 +51,14 @@ test("refusal table: permanent at once, identity refusals after three tries, the
   for (const c of ["amqp:internal-error", "amqp:resource-limit-exceeded", "com.microsoft:server-busy", undefined]) {
     assert.equal(outcomeForRefusal(c ? { condition: c } : {}, 99), "retry", String(c));
   }
+});
+
+test("the parent's AMQP head (plugins/amqp) rebuilds the message core sends", () => {
+  const wire = rheaMessage.decode(rheaMessage.encode(toAmqpMessage(message))) as Parameters<typeof strataMessageFromAmqp>[0];
+  const parsed = strataMessageFromAmqp(wire, message.source)!;
+  const { connectionDeviceId, connectionModuleId, ...expectedSys } = message.systemProperties;
+  const { connectionDeviceId: pd, connectionModuleId: pm, ...parsedSys } = parsed.systemProperties;
+  assert.deepEqual({ ...parsed, systemProperties: parsedSys }, { ...message, systemProperties: expectedSys });
+  // Known gap, reported to plugins/amqp: its parser drops the connection ids the annotations carry.
+  void connectionDeviceId; void connectionModuleId; void pd; void pm;
 });
