@@ -113,6 +113,7 @@ export class Gateway {
         logger: logger.child({ area: "hub" }),
         defaultTtlSecs: config.store.default_ttl_secs,
         maxClients: config.max_clients,
+        startPaused: true,
       });
       undo.unshift(() => hub.stop());
 
@@ -160,6 +161,7 @@ export class Gateway {
       undo.unshift(() => plugins.stop());
       const report = await plugins.start();
 
+      hub.markReady();
       const https = await front.listen();
       listeners.report({ name: "https", address: https.address, port: https.port });
       logger.info({ device: config.device_id, root: isRoot, listeners: listeners.all(), plugins: report.started }, "gateway started");

@@ -29,6 +29,12 @@ export interface HubOptions {
   /** A C2D message abandoned this many times is dead-lettered (IoT Hub's max delivery count, 10). */
   c2dMaxDeliveries?: number;
   now?: () => number;
+  /**
+   * Hold `ingest`/`forward` until `markReady()`: the gateway starts with the hub paused so that no message is
+   * routed before every sink plugin has registered (a message routed at the root before its sinks exist
+   * would wait on `$upstream` forever). Held callers simply wait — the device sees no ack yet.
+   */
+  startPaused?: boolean;
 }
 
 interface Connected {
@@ -59,6 +65,8 @@ export class CoreHub implements Hub {
   private readonly now: () => number;
   private readonly unsubscribe: () => void;
   private warnedNoSink = false;
+  private ready: Promise<void> | undefined;
+  private release: (() => void) | undefined;
   private stopped = false;
   private readonly counters: Omit<HubStats, "connected"> = {
     ingested: 0, forwarded: 0, duplicates: 0, unrouted: 0, methodCalls: 0, methodTimeouts: 0,
@@ -68,11 +76,20 @@ export class CoreHub implements Hub {
     this.twins = new TwinStore(opts.store.kv<Twin>("twins"));
     this.now = opts.now ?? Date.now;
     this.unsubscribe = opts.identities.on((e) => this.onIdentityEvent(e));
+    if (opts.startPaused) this.ready = new Promise<void>((resolve) => { this.release = resolve; });
+  }
+
+  /** Lets held and new messages through (see `startPaused`). Idempotent. */
+  markReady(): void {
+    this.release?.();
+    this.ready = undefined;
+    this.release = undefined;
   }
 
   // ---- messages up ---------------------------------------------------------------------------------
 
   async ingest(principal: Principal, inbound: InboundMessage): Promise<IngestResult> {
+    if (this.ready) await this.ready;
     const now = this.now();
     const systemProperties = { ...inbound.systemProperties };
     systemProperties.connectionDeviceId = principal.deviceId;
@@ -99,6 +116,7 @@ export class CoreHub implements Hub {
     if (message.source !== principal.id) {
       throw new StrataError("STRATA_HUB_SOURCE_MISMATCH", `message ${message.id} claims source ${message.source} but arrived for ${principal.id}`);
     }
+    if (this.ready) await this.ready;
     const copy: Message = { ...message };
     const endpoints = this.route(copy, false);
     const result = await this.enqueue(copy, endpoints);
@@ -309,6 +327,10 @@ export class CoreHub implements Hub {
   }
 
   private onIdentityEvent(e: IdentityEvent): void {
+    // IoT Hub gives a re-created identity a fresh twin.
+    if (e.type === "removed") {
+      this.twins.remove(e.record.id).catch((err: unknown) => this.opts.logger.warn({ err, identity: e.record.id }, "twin of removed identity not deleted"));
+    }
     const revoked = e.type === "removed" || e.record.status === "disabled" || credentialsChanged(e.previous, e.record);
     if (!revoked) return;
     const reason = e.type === "removed" ? "identity removed" : e.record.status === "disabled" ? "identity disabled" : "credentials changed";

@@ -324,8 +324,10 @@ export class IdentityRegistry implements Identities {
     }
     const resource = parseResource(sas.sr);
     if (!resource.ok) return fail("malformed", resource.detail);
-    if (resource.host.toLowerCase() !== this.hubName.toLowerCase()) {
-      return fail("wrong-audience", `token audience "${resource.host}" is not the hub name "${this.hubName}"`);
+    // The service SDK signs for the HostName it connects to: the hub name, or this gateway's own host name
+    // (a root reached as "gw1.plant" serving hub "plant1"), as for device tokens.
+    if (!this.audiences.has(resource.host.toLowerCase())) {
+      return fail("wrong-audience", `token audience "${resource.host}" is neither the hub name "${this.hubName}" nor a host name of this gateway`);
     }
     const sig = decodeSig(sas.sig);
     if (!sig) return fail("malformed", "SAS field sig is not URL-encoded base64");

@@ -292,3 +292,31 @@ test("C2D feedback is queued on $feedback as the sender's ack asks (full: both, 
   });
   assert.deepEqual(records.map((r) => [r.originalMessageId, r.statusCode, r.deviceId]), [["full-ok", "Success", "d1"], ["full-rejected", "Rejected", "d1"]]);
 });
+
+test("a paused hub holds ingest until markReady, then routes to the sinks registered meanwhile", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "strata-hub-"));
+  const store = new LevelStore({ path: dir, gatewayId: SELF, quotaBytes: 1 << 30, logger: silentLogger(), sweepIntervalMs: 0 });
+  await store.open();
+  const identities = new IdentityRegistry({ self: SELF, hubName: "hub", hostnames: [], kv: store.kv("identities"), logger: silentLogger() });
+  await identities.load();
+  const router = new RouteTable();
+  router.setRoutes([{ name: "up", route: "FROM /messages/* INTO $upstream" }]);
+  const hub = new CoreHub({ self: SELF, isRoot: true, store, router, identities, logger: silentLogger(), startPaused: true });
+  t.after(async () => { await hub.stop(); await store.close(); rmSync(dir, { recursive: true, force: true }); });
+  let settled = false;
+  const pending = hub.ingest(principal("d1"), msg("early")).then((r) => { settled = true; return r; });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, false, "held while paused");
+  hub.addSink("log");
+  hub.markReady();
+  assert.deepEqual((await pending).endpoints, ["sink:log"]);
+});
+
+test("removing an identity removes its twin: a re-created device starts fresh", async (t) => {
+  const { hub, add, identities } = await setup(t);
+  await add("d1");
+  await hub.patchReported("d1", { a: 1 });
+  await identities.remove("d1");
+  await waitFor(async () => ((await hub.getTwin("d1")).properties.reported.$version === 1 ? true : undefined));
+  assert.deepEqual((await hub.getTwin("d1")).properties.reported, { $version: 1 });
+});
