@@ -57,6 +57,8 @@ export class BrokerPublisher {
   private client: MqttClient | undefined;
   private limits: ServerLimits = NO_LIMITS;
   private connecting: Promise<MqttClient> | undefined;
+  /** Gives up the connection attempt in progress (stop must not wait out a connect timeout). */
+  private abandonConnect: (() => void) | undefined;
   private closed = false;
 
   constructor(private readonly opts: PublisherOptions) {}
@@ -127,6 +129,7 @@ export class BrokerPublisher {
   /** Disconnects (gracefully when possible, within a bound). Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    this.abandonConnect?.();
     const client = this.client ?? (await this.connecting?.catch(() => undefined));
     this.client = undefined;
     if (!client) return;
@@ -212,13 +215,16 @@ export class BrokerPublisher {
     (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
+        this.abandonConnect = undefined;
         client.removeListener("connect", onConnect);
         client.end(true);
         reject(err);
       };
+      this.abandonConnect = () => fail(new Error("mqtt sink is stopped"));
       const onError = (err: Error) => fail(err);
       const onClose = () => fail(new Error(`connection to ${o.url} closed before CONNACK`));
       const onConnect = (connack: IConnackPacket) => {
+        this.abandonConnect = undefined;
         client.off("error", onError);
         client.off("close", onClose);
         if (this.closed) return fail(new Error("mqtt sink is stopped"));

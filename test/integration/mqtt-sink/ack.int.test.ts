@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createServer, type Socket } from "node:net";
 import { test } from "node:test";
 import { directSink, leases } from "./harness.js";
 import { fakeBroker } from "./fake-broker.js";
@@ -81,4 +82,26 @@ test("stopping while publishes await acknowledgement settles them as retry", asy
   await broker.waitPublishes(3);
   abort.abort();
   assert.deepEqual(await pending, ["retry", "retry", "retry"]);
+});
+
+test("stop does not wait out a connection attempt that hangs", async (t) => {
+  // A listener that accepts and never answers CONNECT: the warm-up connection at start hangs.
+  const sockets = new Set<Socket>();
+  let accepted!: () => void;
+  const connected = new Promise<void>((r) => (accepted = r));
+  const server = createServer((s) => {
+    sockets.add(s);
+    accepted();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  t.after(() => new Promise<void>((r) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => r());
+  }));
+  const port = (server.address() as { port: number }).port;
+  const sink = await directSink(t, { url: `mqtt://127.0.0.1:${port}`, connect_timeout_ms: 60_000 });
+  await connected;
+  const started = Date.now();
+  await sink.stop();
+  assert.ok(Date.now() - started < 2000, `stop took ${Date.now() - started} ms`);
 });
