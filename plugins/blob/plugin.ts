@@ -1,0 +1,193 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  inject, injectable, PluginError, readSecret, TOKENS,
+  type Attachment, type HttpFront, type Hub, type Logger, type Plugin, type StrataConfig,
+} from "../../core/index.js";
+import { CloudClient, parseConnectionString, type CloudAccount } from "./cloud.js";
+import type { BlobConfig } from "./config.js";
+import { LogRing } from "./log-ring.js";
+import { EdgeAgentMethods } from "./methods.js";
+import { BlobServer } from "./server.js";
+import { BlobStore } from "./store.js";
+import { Uploader } from "./uploader.js";
+
+/** The plugin's data folder: `<data_dir>/plugins/blob`. */
+export function blobDataDir(config: StrataConfig): string {
+  return join(config.data_dir, "plugins", "blob");
+}
+
+/** The local account key: the configured secret file, else `<data>/account.key` (created once, mode 0600). */
+export function accountKey(cfg: BlobConfig, dataDir: string): { key: string; file: string } {
+  if (cfg.account_key_file) return { key: readSecret(cfg.account_key_file, "plugins.blob.account_key_file"), file: cfg.account_key_file };
+  const file = join(dataDir, "account.key");
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    writeFileSync(file, randomBytes(64).toString("base64"), { mode: 0o600, flag: "wx" });
+  }
+  return { key: readSecret(file, "plugins.blob (generated account.key)"), file };
+}
+
+/**
+ * `[plugins.blob]`: Blob Storage on IoT Edge in-process. Serves the Blob REST subset on the HTTPS port under
+ * path_prefix (and `/<account>`), keeps blobs under the data folder, uploads mapped containers to cloud
+ * storage, deletes old blobs, and answers `$edgeAgent`'s log and support-bundle methods.
+ */
+@injectable()
+export class BlobPlugin implements Plugin {
+  store: BlobStore | undefined;
+  server: BlobServer | undefined;
+  uploader: Uploader | undefined;
+  methods: EdgeAgentMethods | undefined;
+  private cloud: CloudAccount | undefined;
+  private readonly ring = new LogRing();
+  private unmounts: (() => void)[] = [];
+  private attachment: Attachment | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+
+  constructor(
+    @inject(TOKENS.PluginConfig) private readonly cfg: BlobConfig,
+    @inject(TOKENS.Config) private readonly config: StrataConfig,
+    @inject(TOKENS.HttpFront) private readonly front: HttpFront,
+    @inject(TOKENS.Hub) private readonly hub: Hub,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+  ) {}
+
+  async start(signal: AbortSignal): Promise<void> {
+    try {
+      await this.startInner(signal);
+    } catch (err) {
+      await this.stop();
+      if (err instanceof PluginError) throw err;
+      throw new PluginError("blob", (err as { code?: string }).code?.startsWith("STRATA_") ? (err as { code: string }).code : "STRATA_BLOB_START", `could not start: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async startInner(signal: AbortSignal): Promise<void> {
+    const dir = blobDataDir(this.config);
+    const { key } = accountKey(this.cfg, dir);
+    signal.throwIfAborted();
+    this.store = new BlobStore(dir, this.cfg.quota_bytes);
+    await this.store.open();
+    signal.throwIfAborted();
+    this.server = new BlobServer({ store: this.store, account: this.cfg.account_name, key: () => key, maxClockSkewSecs: this.cfg.max_clock_skew_secs, logger: this.log });
+    this.unmounts.push(this.front.mountRaw(this.cfg.path_prefix, this.server.handler(this.cfg.path_prefix)));
+    if (this.cfg.serve_account_root) this.unmounts.push(this.front.mountRaw(`/${this.cfg.account_name}`, this.server.handler("")));
+
+    if (this.cfg.upload.enabled && this.cfg.upload.connection_string_file) {
+      this.cloud = parseConnectionString(readSecret(this.cfg.upload.connection_string_file, "plugins.blob.upload.connection_string_file"));
+      const client = new CloudClient(this.cloud, { timeoutMs: this.cfg.upload.timeout_ms, ...(this.cfg.upload.ca_file ? { ca: readFileSync(this.cfg.upload.ca_file, "utf8") } : {}) });
+      this.uploader = new Uploader(this.store, client, this.cfg.upload, { hub: this.config.hub, device: this.config.device_id }, this.log);
+      await this.uploader.start();
+    }
+    if (this.cfg.auto_delete.enabled) {
+      this.sweeper = setInterval(() => {
+        this.sweeping ??= this.sweep().then(() => undefined, (err: unknown) => this.log.warn({ err }, "blob auto-delete failed")).finally(() => {
+          this.sweeping = undefined;
+        });
+      }, this.cfg.auto_delete.sweep_interval_ms);
+      this.sweeper.unref();
+    }
+    if (this.cfg.methods) {
+      this.ring.attach(this.log);
+      this.methods = new EdgeAgentMethods({
+        self: this.config.device_id, store: this.store, container: this.cfg.support_container, ring: this.ring,
+        bundle: () => this.bundle(), scrub: (t) => this.scrub(t),
+      });
+      this.attachment = this.hub.attach(this.methods);
+    }
+    this.log.info({ account: this.cfg.account_name, prefix: this.cfg.path_prefix, upload: this.cfg.upload.enabled, usedBytes: this.store.usedBytes() }, "blob store ready");
+  }
+
+  async stop(): Promise<void> {
+    for (const u of this.unmounts) u();
+    this.unmounts = [];
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    await this.sweeping;
+    this.attachment?.detach();
+    this.attachment = undefined;
+    await this.methods?.settle();
+    this.methods = undefined;
+    this.ring.detach();
+    await this.uploader?.stop();
+    this.uploader = undefined;
+  }
+
+  /** deviceAutoDelete: blobs older than after_minutes go, unless the cloud does not have them yet (retainWhileUploading). */
+  async sweep(now = Date.now()): Promise<number> {
+    const store = this.store;
+    if (!store) return 0;
+    const cutoff = now - this.cfg.auto_delete.after_minutes * 60_000;
+    let deleted = 0;
+    for (const c of await store.listContainers()) {
+      for (const b of await store.listBlobs(c.name)) {
+        if (b.modified > cutoff) continue;
+        if (this.cfg.auto_delete.retain_while_uploading && this.uploader?.targetOf(c.name) !== undefined && b.uploadedEtag !== b.etag) continue;
+        if (await store.deleteBlob(c.name, b.name, b.etag)) deleted++;
+      }
+    }
+    if (deleted > 0) this.log.info({ deleted }, "blob auto-delete");
+    return deleted;
+  }
+
+  /** Support bundle contents: config (secrets redacted), `strata check` when core offers it, stats. */
+  private async bundle(): Promise<Record<string, unknown>> {
+    const core = (await import("../../core/index.js")) as unknown as Record<string, unknown>;
+    const runChecks = core["runChecks"] as ((c: StrataConfig) => Promise<unknown>) | undefined;
+    let check: unknown = "core/index.ts does not export runChecks to plugins";
+    if (typeof runChecks === "function") check = await runChecks(this.config).catch((err: unknown) => `check failed: ${(err as Error).message}`);
+    const hub = this.hub as unknown as { stats?: () => unknown };
+    return {
+      config: redact(this.config),
+      check,
+      hub: typeof hub.stats === "function" ? hub.stats() : undefined,
+      blob: {
+        usedBytes: this.store?.usedBytes(), quotaBytes: this.store?.quotaBytes(),
+        server: this.server?.stats, uploader: this.uploader?.stats,
+      },
+      process: { pid: process.pid, uptimeSecs: Math.round(process.uptime()), memory: process.memoryUsage(), node: process.version },
+    };
+  }
+
+  /** Every secret this gateway knows, removed from text that leaves it (defence behind redact()). */
+  private scrub(text: string): string {
+    const secrets = new Set<string>();
+    const tryRead = (path: string | undefined): void => {
+      if (!path) return;
+      try {
+        const s = readFileSync(path, "utf8").trim();
+        if (s.length >= 8) secrets.add(s);
+      } catch {
+        // unreadable here: then it cannot leak from here either
+      }
+    };
+    tryRead(this.config.identity?.key_file);
+    tryRead(this.config.service?.owner_key_file);
+    tryRead(this.config.tls.key_file);
+    tryRead(this.cfg.upload.connection_string_file);
+    tryRead(this.cfg.account_key_file ?? join(blobDataDir(this.config), "account.key"));
+    if (this.cloud) secrets.add(this.cloud.key);
+    let out = text;
+    for (const s of secrets) {
+      out = out.split(s).join("[redacted]");
+      // JSON-escaped forms (PEM newlines, slashes)
+      const escaped = JSON.stringify(s).slice(1, -1);
+      if (escaped !== s) out = out.split(escaped).join("[redacted]");
+    }
+    return out;
+  }
+}
+
+const SECRET_KEY = /(key|password|secret|token|signature|connection_string)$/i;
+
+/** A copy of a config with secret-looking values replaced; `*_file` keys (paths) are kept. */
+export function redact(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redact);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, SECRET_KEY.test(k) && typeof v === "string" ? "[redacted]" : redact(v)]));
+  }
+  return value;
+}
