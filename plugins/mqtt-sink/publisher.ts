@@ -60,6 +60,8 @@ export class BrokerPublisher {
   /** Gives up the connection attempt in progress (stop must not wait out a connect timeout). */
   private abandonConnect: (() => void) | undefined;
   private closed = false;
+  /** False from the first failed connection attempt until one succeeds: an outage is logged once, not per retry. */
+  private reachable = true;
 
   constructor(private readonly opts: PublisherOptions) {}
 
@@ -71,7 +73,7 @@ export class BrokerPublisher {
     try {
       client = await this.connection(signal);
     } catch (err) {
-      if (!signal.aborted) this.opts.logger.warn({ err, url: this.opts.url }, "mqtt sink cannot reach the broker, will retry");
+      if (!signal.aborted) this.unreachable(err);
       return outcomes;
     }
     // Every publish awaiting its acknowledgement, by its settle function: a lost connection or a stop
@@ -122,8 +124,15 @@ export class BrokerPublisher {
   /** Connects ahead of the first batch, so that a wrong URL or credential shows in the log at start. */
   warmUp(): void {
     this.connection(new AbortController().signal).catch((err: unknown) => {
-      if (!this.closed) this.opts.logger.warn({ err, url: this.opts.url }, "mqtt sink cannot reach the broker yet, messages wait in its queue");
+      if (!this.closed) this.unreachable(err);
     });
+  }
+
+  private unreachable(err: unknown): void {
+    const log = this.opts.logger;
+    if (this.reachable) log.warn({ err, url: this.opts.url }, "mqtt sink cannot reach the broker, messages wait in its queue and are retried");
+    else log.debug({ err, url: this.opts.url }, "mqtt sink still cannot reach the broker");
+    this.reachable = false;
   }
 
   /** Disconnects (gracefully when possible, within a bound). Idempotent. */
@@ -240,7 +249,8 @@ export class BrokerPublisher {
           receiveMaximum: connack.properties?.receiveMaximum ?? NO_LIMITS.receiveMaximum,
           maximumPacketSize: connack.properties?.maximumPacketSize ?? NO_LIMITS.maximumPacketSize,
         };
-        o.logger.info({ url: o.url, clientId: o.clientId, ...this.limits }, "mqtt sink connected");
+        o.logger.info({ url: o.url, clientId: o.clientId, ...this.limits, afterOutage: !this.reachable }, "mqtt sink connected");
+        this.reachable = true;
         resolve(client);
       };
       client.once("connect", onConnect);

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
+import { Writable } from "node:stream";
 import { test } from "node:test";
+import pino from "pino";
 import { directSink, leases } from "./harness.js";
 import { fakeBroker } from "./fake-broker.js";
 
@@ -71,6 +73,21 @@ test("a broker that is not there: every message is retried, quickly", async (t) 
   const outcomes = await sink.deliver(leases(4), new AbortController().signal);
   assert.deepEqual(outcomes, ["retry", "retry", "retry", "retry"]);
   assert.ok(Date.now() - started < 2000, "refused connections fail fast, not after the connect timeout");
+});
+
+test("an unreachable broker is logged once as a warning, not at every retry", async (t) => {
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino({ level: "debug" }, new Writable({
+    write(chunk: Buffer, _e, cb) {
+      for (const l of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(l));
+      cb();
+    },
+  }));
+  const sink = await directSink(t, { url: "mqtt://127.0.0.1:1" }, logger);
+  for (let i = 0; i < 3; i++) assert.deepEqual(await sink.deliver(leases(1), new AbortController().signal), ["retry"]);
+  const warnings = lines.filter((l) => l.level === 40 && /cannot reach the broker/.test(l.msg));
+  assert.equal(warnings.length, 1);
+  assert.ok(lines.filter((l) => l.level === 20 && /still cannot reach/.test(l.msg)).length >= 2);
 });
 
 test("stopping while publishes await acknowledgement settles them as retry", async (t) => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import {
   Drain, LevelStore, silentLogger,
-  type EndpointConsumer, type Hub, type Lease, type Message, type StrataConfig,
+  type EndpointConsumer, type Hub, type Lease, type Logger, type Message, type StrataConfig,
 } from "../../../core/index.js";
 import { mqttSinkConfigSchema, MqttSinkPlugin, type MqttSinkConfig } from "../../../plugins/mqtt-sink/index.js";
 import type { AfterHook } from "../../support/mosquitto.js";
@@ -133,10 +133,10 @@ export async function subscriber(t: AfterHook, url: string, topic: string, extra
 }
 
 /** The plugin with a hub that runs no drain: the test calls `deliver` itself with hand-made leases. */
-export async function directSink(t: AfterHook, settings: Partial<MqttSinkConfig>): Promise<MqttSinkPlugin> {
+export async function directSink(t: AfterHook, settings: Partial<MqttSinkConfig>, logger: Logger = silentLogger()): Promise<MqttSinkPlugin> {
   const hub: Partial<Hub> = { addSink: () => {}, consume: () => () => {} };
   const config = { hub: "testhub", device_id: "root" } as StrataConfig;
-  const plugin = new MqttSinkPlugin(hub as Hub, config, mqttSinkConfigSchema.parse(settings), silentLogger());
+  const plugin = new MqttSinkPlugin(hub as Hub, config, mqttSinkConfigSchema.parse(settings), logger);
   await plugin.start();
   t.after(() => plugin.stop());
   return plugin;
