@@ -10,6 +10,7 @@ import { CoreHub } from "./hub/hub.js";
 import { IdentityRegistry } from "./identity/registry.js";
 import type { AccessPolicy } from "./identity/types.js";
 import { Listeners } from "./listeners.js";
+import { MetricsRegistry } from "./metrics/metrics.js";
 import { createLogger, type Logger } from "./log.js";
 import { Pki } from "./pki/pki.js";
 import { PluginHost, type PluginEntry, type PluginStartReport } from "./plugin/host.js";
@@ -149,6 +150,10 @@ export class Gateway {
       scope.register(TOKENS.Pki, { useValue: pki });
       scope.register(TOKENS.Listeners, { useValue: listeners });
       if (upstream) scope.register(TOKENS.Upstream, { useValue: upstream });
+      // Metrics (core/metrics): one registry per gateway; core's collectors read the stats above at scrape time.
+      const metrics = new MetricsRegistry();
+      metrics.attachCore({ deviceId: config.device_id, isRoot, hub, store, listeners, ...(upstream ? { upstream } : {}) });
+      scope.register(TOKENS.Metrics, { useValue: metrics });
 
       const entries = [
         ...loadPluginEntries(config.plugins, {

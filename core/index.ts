@@ -21,3 +21,4 @@ export * from "./hub/index.js";
 export * from "./gateway.js";
 export * from "./translation/index.js";
 export * from "./scope/index.js";
+export * from "./metrics/index.js";
