@@ -68,6 +68,8 @@ export function dial(target: DialTarget, transport: UpstreamTransport, timeoutMs
       connection.removeListener("disconnected", onDown);
       connection.removeListener("connection_error", onDown);
       connection.removeListener("connection_close", onDown);
+      // rhea prints to the console when a connection drops with no 'disconnected' listener; owners add theirs.
+      connection.on("disconnected", () => undefined);
       if (!err) return resolve({ connection, container });
       abandon(connection);
       reject(err);
