@@ -17,6 +17,7 @@ import { PluginHost, type PluginEntry, type PluginStartReport } from "./plugin/h
 import { loadPluginEntries } from "./plugin/loader.js";
 import { RouteTable } from "./router/route-table.js";
 import { ScopeService } from "./scope/service.js";
+import { ProvisionService } from "./provision/service.js";
 import type { RouteSpec } from "./router/types.js";
 import { LevelStore } from "./store/level-store.js";
 import { TOKENS } from "./tokens.js";
@@ -46,6 +47,8 @@ export class Gateway {
   private stopping?: Promise<void>;
   /** Scope sync and registration forwarding (core/scope); set by start(). */
   scopeService?: ScopeService;
+  /** Factory provisioning (core/provision): `/$strata/provision` on every gateway, enrollment groups on the root. */
+  provisioning?: ProvisionService;
   /** The link to the parent (core/upstream); undefined on the root. Set by start(). */
   upstream?: UpstreamLink;
 
@@ -131,6 +134,9 @@ export class Gateway {
       // client that keeps the local identity cache in step with the parent.
       const scopeService = await ScopeService.start({ config, identities, hub, front, store, logger: logger.child({ area: "scope" }) });
       undo.unshift(() => scopeService.stop());
+      // Factory provisioning (core/provision): registrations of new gateways, forwarded up like scope's.
+      const provisioning = ProvisionService.start({ config, identities, front, store, pki, listeners, logger: logger.child({ area: "provision" }) });
+      undo.unshift(async () => provisioning.stop());
 
       // The upstream link (core/upstream), a child only: drains $upstream to the parent over one AMQP connection.
       const upstream = upstreamFromConfig(config, ca, identities, logger.child({ area: "upstream" }));
@@ -172,6 +178,7 @@ export class Gateway {
       logger.info({ device: config.device_id, root: isRoot, listeners: listeners.all(), plugins: report.started }, "gateway started");
       const gateway = new Gateway(config, logger, scope, store, identities, router, hub, front, pki, listeners, plugins, report);
       gateway.scopeService = scopeService;
+      gateway.provisioning = provisioning;
       if (upstream) {
         gateway.upstream = upstream;
         upstream.start();
@@ -187,7 +194,7 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const errors: unknown[] = [];
-      for (const step of [() => this.plugins.stop(), async () => this.scopeService?.stop(), () => this.front.close(), async () => this.upstream?.stop(), () => this.hub.stop(), () => this.store.close()]) {
+      for (const step of [() => this.plugins.stop(), async () => this.scopeService?.stop(), async () => this.provisioning?.stop(), () => this.front.close(), async () => this.upstream?.stop(), () => this.hub.stop(), () => this.store.close()]) {
         await step().catch((e: unknown) => errors.push(e));
       }
       for (const err of errors) this.logger.error({ err }, "error while stopping");
