@@ -1,0 +1,216 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import {
+  buildGatewayState, checkRunningGateway, inject, injectable, isStateMessage, parseGatewayState, parseStrataId,
+  PluginError, readSecret, STATE_CONTENT_TYPE, STATE_KIND, STATE_PROPERTY, TOKENS, UPSTREAM,
+  type CheckResult, type GatewayState, type Hub, type HttpFront, type Identities, type IngestResult, type Logger,
+  type Message, type Metrics, type Plugin, type Principal, type Store, type StrataConfig,
+} from "../../core/index.js";
+import { AccessGuard } from "./access.js";
+import type { MetricsConfig } from "./config.js";
+import { renderStatusPage } from "./status.js";
+import { TreeStore } from "./tree.js";
+
+export const PLUGIN_NAME = "metrics";
+/** The root remembers this many recent arrivals for `strata trace` (a Map entry each: cheap). */
+const ROOT_ARRIVALS = 10_000;
+
+type Forward = Hub["forward"];
+
+/**
+ * `/metrics` (Prometheus text), `/status` (HTML) and the tree API on the HTTPS front; every gateway sends its
+ * state upward as telemetry of its own identity (the reserved system route, see core/metrics/state.ts), and
+ * the root keeps every layer's newest state for `strata tree`, `strata trace` and `strata tree --check`.
+ */
+@injectable()
+export class MetricsPlugin implements Plugin {
+  private mounted = false;
+  private running = false;
+  private guard: AccessGuard | undefined;
+  private tree: TreeStore | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private restoreForward: (() => void) | undefined;
+  private checks: { at: number; lines: CheckResult[] } | undefined;
+  private previous: { at: number; acked: number } | undefined;
+  /** Trace watermarks: highest sequence accepted here per origin gateway. */
+  private readonly accepted = new Map<string, number>();
+  /** Root only: Strata id → when it arrived, the newest ROOT_ARRIVALS. */
+  private readonly arrivals = new Map<string, number>();
+  private reporting: Promise<void> | undefined;
+
+  constructor(
+    @inject(TOKENS.Hub) private readonly hub: Hub,
+    @inject(TOKENS.Store) private readonly store: Store,
+    @inject(TOKENS.Identities) private readonly identities: Identities,
+    @inject(TOKENS.HttpFront) private readonly front: HttpFront,
+    @inject(TOKENS.Metrics) private readonly metrics: Metrics,
+    @inject(TOKENS.Config) private readonly config: StrataConfig,
+    @inject(TOKENS.PluginConfig) private readonly settings: MetricsConfig,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+  ) {}
+
+  private get isRoot(): boolean {
+    return this.config.parent === undefined;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    try {
+      const bearer = this.settings.access === "token" ? Buffer.from(readSecret(this.settings.token_file!, "plugins.metrics.token_file").trim()) : undefined;
+      this.guard = new AccessGuard(this.settings.access, this.identities, bearer);
+      if (this.isRoot) {
+        this.tree = new TreeStore(this.store.kv("metrics-tree"), this.log);
+        await this.tree.load();
+      }
+      signal.throwIfAborted();
+      this.mount();
+      this.interceptForward();
+      this.running = true;
+      this.reportTimer = setInterval(() => this.report(), this.settings.report_interval_secs * 1000);
+      this.checkTimer = setInterval(() => void this.runCheck(), this.settings.check_interval_secs * 1000);
+      // The first check, then the first report, without holding up the gateway's start.
+      void this.runCheck().then(() => this.report());
+      this.log.info({ access: this.settings.access, reportIntervalSecs: this.settings.report_interval_secs, root: this.isRoot }, "metrics ready");
+    } catch (err) {
+      await this.stop();
+      if (err instanceof PluginError) throw err;
+      throw new PluginError(PLUGIN_NAME, "STRATA_METRICS_START_FAILED", `could not start: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearInterval(this.reportTimer);
+    clearInterval(this.checkTimer);
+    this.reportTimer = this.checkTimer = undefined;
+    this.restoreForward?.();
+    this.restoreForward = undefined;
+    await this.reporting;
+  }
+
+  /** This gateway's state now (the root's own row, and what a child sends up). */
+  state(): GatewayState | undefined {
+    const core = this.metrics.core();
+    if (!core) return undefined;
+    return buildGatewayState(core, { accepted: Object.fromEntries(this.accepted), ...(this.checks ? { checks: this.checks } : {}), ...(this.previous ? { previous: this.previous } : {}) });
+  }
+
+  /** Sends (a child) or records (the root) this gateway's state; one at a time. */
+  report(): Promise<void> {
+    if (!this.running || this.reporting) return this.reporting ?? Promise.resolve();
+    this.reporting = this.sendState().catch((err: unknown) => this.log.warn({ err }, "gateway state not sent")).finally(() => { this.reporting = undefined; });
+    return this.reporting;
+  }
+
+  private async sendState(): Promise<void> {
+    const state = this.state();
+    if (!state) return;
+    const core = this.metrics.core()!;
+    this.previous = { at: state.at, acked: core.store.acked };
+    if (this.isRoot) return; // the root's row is built when asked
+    const self = this.config.device_id;
+    const ttlMs = Math.max(60_000, 3 * this.settings.report_interval_secs * 1000);
+    const message: Message = {
+      id: this.store.nextId(), origin: self, source: self, enqueuedTime: state.at, deadline: state.at + ttlMs, priority: 0,
+      body: Buffer.from(JSON.stringify(state)),
+      properties: { [STATE_PROPERTY]: STATE_KIND },
+      systemProperties: { contentType: STATE_CONTENT_TYPE, contentEncoding: "utf-8", connectionDeviceId: self },
+    };
+    // The reserved system route: straight onto $upstream, whatever [routes] say.
+    await this.store.enqueue(message, [UPSTREAM]);
+  }
+
+  private async runCheck(): Promise<void> {
+    try {
+      const lines = await checkRunningGateway(this.config, this.metrics.core()?.listeners ?? []);
+      this.checks = { at: Date.now(), lines };
+    } catch (err) {
+      this.log.warn({ err }, "self check failed to run");
+    }
+  }
+
+  /**
+   * Every message forwarded from a child passes here: trace watermarks are bumped, and gateway states take
+   * the reserved route (up at a middle hop, into the tree store at the root). The hub has no hook for this
+   * yet, so the plugin wraps this hub's forward() and puts it back on stop.
+   */
+  private interceptForward(): void {
+    if (this.restoreForward) return;
+    const hub = this.hub as Hub & { forward: Forward };
+    const own = Object.prototype.hasOwnProperty.call(hub, "forward");
+    const original: Forward = hub.forward;
+    const wrapped: Forward = async (principal, message) => {
+      const result = isStateMessage(message) && message.source === principal.id && this.identities.get(principal.id)?.edge
+        ? await this.takeState(principal, message)
+        : await original.call(hub, principal, message);
+      this.noteAccepted(message.id);
+      return result;
+    };
+    hub.forward = wrapped;
+    this.restoreForward = () => {
+      if (hub.forward !== wrapped) return;
+      if (own) hub.forward = original;
+      else delete (hub as Partial<Hub>).forward;
+    };
+  }
+
+  private async takeState(principal: Principal, message: Message): Promise<IngestResult> {
+    if (!this.tree) {
+      const { duplicate } = await this.store.enqueue(message, [UPSTREAM]);
+      return { id: message.id, duplicate, endpoints: [UPSTREAM] };
+    }
+    const state = parseGatewayState(message.body);
+    if (!state || state.device !== principal.id) {
+      this.log.warn({ source: principal.id, messageId: message.id }, "malformed gateway state dropped");
+    } else {
+      await this.tree.accept(state, Date.now());
+    }
+    return { id: message.id, duplicate: false, endpoints: [] };
+  }
+
+  private noteAccepted(id: string): void {
+    const parsed = parseStrataId(id);
+    if (!parsed) return;
+    if ((this.accepted.get(parsed.origin) ?? -1) < parsed.seq) this.accepted.set(parsed.origin, parsed.seq);
+    if (!this.tree) return;
+    this.arrivals.set(id, Date.now());
+    if (this.arrivals.size > ROOT_ARRIVALS) this.arrivals.delete(this.arrivals.keys().next().value!);
+  }
+
+  // ---- HTTP ----------------------------------------------------------------------------------------------
+
+  /** Routes stay mounted for the life of the listener (fastify cannot remove them); stopped, they answer 503. */
+  private mount(): void {
+    if (this.mounted) return;
+    this.mounted = true;
+    this.front.route({ method: "GET", url: "/metrics", handler: (req, reply) => this.guarded(req, reply, async () => {
+      const text = await this.metrics.text();
+      return reply.header("content-type", this.metrics.contentType).send(text);
+    }) });
+    this.front.route({ method: "GET", url: "/$strata/metrics/tree", handler: (req, reply) => this.guarded(req, reply, async () => reply.send(this.treeView())) });
+    this.front.route({ method: "GET", url: "/$strata/metrics/state", handler: (req, reply) => this.guarded(req, reply, async () => reply.send(this.state())) });
+    this.front.route({ method: "GET", url: "/$strata/metrics/trace/:id", handler: (req, reply) => this.guarded(req, reply, async () => {
+      const { id } = req.params as { id: string };
+      const self = this.state()!;
+      const tree = this.tree ?? new TreeStore(this.store.kv("metrics-tree"), this.log);
+      return reply.send(tree.trace(id, this.identities, self, this.arrivals.get(id)));
+    }) });
+    this.front.route({ method: "GET", url: "/status", handler: (req, reply) => this.guarded(req, reply, async () =>
+      reply.header("content-type", "text/html; charset=utf-8").header("cache-control", "no-store").send(renderStatusPage(this.treeView()))) });
+  }
+
+  /** The tree (the root) or just this gateway (a child: it only knows itself). */
+  treeView() {
+    const self = this.state()!;
+    if (this.tree) return this.tree.view(this.identities, self, Date.now());
+    return { root: this.config.device_id, now: Date.now(), nodes: [{ device: this.config.device_id, depth: 0, children: 0, state: self, seenAt: self.at }] };
+  }
+
+  private async guarded(req: FastifyRequest, reply: FastifyReply, answer: () => Promise<FastifyReply>): Promise<FastifyReply> {
+    if (!this.running || !this.guard) return reply.code(503).send({ message: "metrics plugin is stopped" });
+    const decision = this.guard.check(req.raw);
+    if (!decision.ok) return reply.code(decision.status).send({ message: decision.reason });
+    return answer();
+  }
+}
+
