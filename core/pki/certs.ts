@@ -1,13 +1,30 @@
-import { generateKeyPair, randomBytes } from "node:crypto";
+/**
+ * Certificate issuing for the gateway PKI: root CAs, edge CAs, server and device certificates, RSA or ECDSA P-256.
+ *
+ * Why @peculiar/x509 and not node-forge (which this file used first): forge implements RSA only, and ECDSA P-256
+ * is required (smaller keys and handshakes on small gateways). @peculiar/x509 is maintained, widely used and
+ * only encodes ASN.1: every key is generated and every signature made by node's own crypto (through its
+ * WebCrypto), so no cryptography is done in JavaScript. Parsing for checks (expiry, SANs, who issued what) uses
+ * node's X509Certificate where it can, the same code node's TLS trusts.
+ */
+// @peculiar/x509 registers its algorithm providers in tsyringe, which needs the metadata polyfill first.
+import "reflect-metadata";
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPair,
+  randomBytes,
+  webcrypto,
+  X509Certificate as NodeX509,
+  type KeyObject,
+} from "node:crypto";
 import { isIP } from "node:net";
-import forge from "node-forge";
+import * as x509 from "@peculiar/x509";
 import { StrataError } from "../errors.js";
 
-/**
- * Key algorithms the PKI can issue. RSA only for now; ECDSA (P-256) comes in a later issue, which is why the
- * type travels through every issuing function rather than being fixed.
- */
-export type KeyType = "rsa-2048" | "rsa-3072" | "rsa-4096";
+/** Key algorithms the PKI can issue. */
+export type KeyType = "rsa-2048" | "rsa-3072" | "rsa-4096" | "ecdsa-p256";
+export const KEY_TYPES: readonly KeyType[] = ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256"];
 export const DEFAULT_KEY_TYPE: KeyType = "rsa-2048";
 
 /** A certificate with its private key, both PEM. */
@@ -16,7 +33,7 @@ export interface CertAndKey {
   key: string;
 }
 
-/** A CA that can issue: its certificate and key (PEM). */
+/** A CA that can issue: its certificate (first PEM block; any after it are its chain) and key (PEM). */
 export type CaMaterial = CertAndKey;
 
 /** An issued leaf: certificate, key, and chain (the leaf then its issuing CA, what a TLS server presents). */
@@ -44,148 +61,215 @@ export interface DeviceCertOptions {
   keyType?: KeyType;
 }
 
+type WebCryptoKey = Parameters<typeof x509.X509CertificateGenerator.create>[0] extends { signingKey: infer K } ? K : never;
+
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Back-dating absorbs clock skew between gateways whose clocks have not synced yet. */
 const BACKDATE_MS = 60 * 60 * 1000;
 
-const RSA_BITS: Record<KeyType, number> = { "rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096 };
+const RSA_BITS: Partial<Record<KeyType, number>> = { "rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096 };
+const RSA_ALG = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
+const EC_ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 
-/** A new key pair, generated natively (off the event loop) and returned as forge objects. */
-async function newKeyPair(keyType: KeyType): Promise<{ privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey }> {
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+/** A new key pair, generated natively (off the event loop); the private key as PKCS#8 PEM. */
+async function newKey(keyType: KeyType): Promise<KeyObject> {
   const bits = RSA_BITS[keyType];
-  if (bits === undefined) {
+  if (bits === undefined && keyType !== "ecdsa-p256") {
     throw new StrataError(
       "STRATA_PKI_KEY_TYPE_UNSUPPORTED",
-      `key type "${String(keyType)}" is not supported; use one of ${Object.keys(RSA_BITS).join(", ")}`,
+      `key type "${String(keyType)}" is not supported; use one of ${KEY_TYPES.join(", ")}`,
     );
   }
-  const pem = await new Promise<string>((resolve, reject) => {
-    generateKeyPair(
-      "rsa",
-      { modulusLength: bits, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } },
-      (err, _pub, priv) => (err ? reject(err) : resolve(priv)),
-    );
+  return new Promise<KeyObject>((resolve, reject) => {
+    const done = (err: Error | null, _pub: KeyObject, priv: KeyObject) => (err ? reject(err) : resolve(priv));
+    if (bits !== undefined) generateKeyPair("rsa", { modulusLength: bits }, done);
+    else generateKeyPair("ec", { namedCurve: "prime256v1" }, done);
   });
-  const privateKey = forge.pki.privateKeyFromPem(pem) as forge.pki.rsa.PrivateKey;
-  const publicKey = forge.pki.rsa.setPublicKey(privateKey.n, privateKey.e);
-  return { privateKey, publicKey };
+}
+
+/** The WebCrypto algorithm a key signs with, or an error naming the key types this PKI accepts. */
+function algorithmOf(key: KeyObject, what: string): typeof RSA_ALG | typeof EC_ALG {
+  if (key.asymmetricKeyType === "rsa") return RSA_ALG;
+  if (key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1") return EC_ALG;
+  throw new StrataError(
+    "STRATA_PKI_KEY_TYPE_UNSUPPORTED",
+    `${what} is a ${key.asymmetricKeyType} key${key.asymmetricKeyDetails?.namedCurve ? ` on ${key.asymmetricKeyDetails.namedCurve}` : ""}; use RSA or ECDSA P-256`,
+  );
+}
+
+/** The key type name of a private or public key (for `pki show` and renewing with the same type). */
+export function keyTypeOf(key: KeyObject): KeyType {
+  if (key.asymmetricKeyType === "ec") return "ecdsa-p256";
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 2048;
+  return bits >= 4096 ? "rsa-4096" : bits >= 3072 ? "rsa-3072" : "rsa-2048";
+}
+
+async function signingKey(key: KeyObject): Promise<WebCryptoKey> {
+  const alg = algorithmOf(key, "the issuing key");
+  const der = key.export({ type: "pkcs8", format: "der" });
+  return (await webcrypto.subtle.importKey("pkcs8", der, alg, false, ["sign"])) as WebCryptoKey;
+}
+
+async function publicCryptoKey(key: KeyObject): Promise<WebCryptoKey> {
+  const alg = algorithmOf(key, "the key");
+  const der = createPublicKey(key).export({ type: "spki", format: "der" });
+  return (await webcrypto.subtle.importKey("spki", der, alg, true, ["verify"])) as WebCryptoKey;
+}
+
+function keyPem(key: KeyObject): string {
+  return key.export({ type: "pkcs8", format: "pem" }).toString();
 }
 
 /** A positive random serial (RFC 5280 §4.1.2.2: positive, at most 20 octets). */
 function serial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
   return bytes.toString("hex");
 }
 
-function parseCert(pem: string, what: string): forge.pki.Certificate {
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** Every certificate PEM block in `pem`, in order. */
+export function splitPem(pem: string): string[] {
+  return pem.match(PEM_BLOCK) ?? [];
+}
+
+function parseCert(pem: string, what: string): NodeX509 {
+  const first = splitPem(pem)[0];
   try {
-    return forge.pki.certificateFromPem(pem);
+    if (!first) throw new Error("no BEGIN CERTIFICATE block");
+    return new NodeX509(first);
   } catch (err) {
     throw new StrataError(
       "STRATA_PKI_INVALID_PEM",
-      `${what} is not a PEM RSA certificate (${(err as Error).message}); pass the "-----BEGIN CERTIFICATE-----" text`,
+      `${what} is not a PEM certificate (${(err as Error).message}); pass the "-----BEGIN CERTIFICATE-----" text`,
       { cause: err },
     );
   }
 }
 
-function parseKey(pem: string, what: string): forge.pki.rsa.PrivateKey {
+export function parseKey(pem: string, what: string): KeyObject {
   try {
-    return forge.pki.privateKeyFromPem(pem) as forge.pki.rsa.PrivateKey;
+    return createPrivateKey(pem);
   } catch (err) {
     throw new StrataError(
       "STRATA_PKI_INVALID_PEM",
-      `${what} is not a PEM RSA private key (${(err as Error).message}); pass the "-----BEGIN PRIVATE KEY-----" text`,
+      `${what} is not a PEM private key (${(err as Error).message}); pass the "-----BEGIN PRIVATE KEY-----" text`,
       { cause: err },
     );
   }
+}
+
+function sameKey(cert: NodeX509, key: KeyObject): boolean {
+  const a = cert.publicKey.export({ type: "spki", format: "der" });
+  const b = createPublicKey(key).export({ type: "spki", format: "der" });
+  return a.equals(b);
+}
+
+interface Issuer {
+  cert: NodeX509;
+  pem: string;
+  key: KeyObject;
+}
+
+function checkIssuer(ca: CaMaterial): Issuer {
+  const cert = parseCert(ca.cert, "CA certificate");
+  const key = parseKey(ca.key, "CA key");
+  if (!sameKey(cert, key)) {
+    throw new StrataError("STRATA_PKI_KEY_MISMATCH", "the CA key does not belong to the CA certificate; pass the key issued with it");
+  }
+  if (!cert.ca) {
+    throw new StrataError(
+      "STRATA_PKI_NOT_A_CA",
+      `certificate "${cnOf(cert)}" is not a CA (basicConstraints cA is not set); issue from the root or edge CA`,
+    );
+  }
+  return { cert, pem: splitPem(ca.cert)[0]!, key };
+}
+
+function cnOf(cert: NodeX509): string {
+  const m = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject);
+  return m?.[1] ?? "";
 }
 
 interface Build {
-  subject: forge.pki.CertificateField[];
-  publicKey: forge.pki.rsa.PublicKey;
+  commonName: string;
+  key: KeyObject;
   days: number;
-  extensions: object[];
-  issuer?: { cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey };
-  selfKey?: forge.pki.rsa.PrivateKey;
+  extensions: x509.Extension[];
+  /** Absent: self-signed with `key`. */
+  issuer?: Issuer;
 }
 
-function build(b: Build): forge.pki.Certificate {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = b.publicKey;
-  cert.serialNumber = serial();
+async function build(b: Build): Promise<string> {
   const now = Date.now();
-  cert.validity.notBefore = new Date(now - BACKDATE_MS);
-  cert.validity.notAfter = new Date(now + b.days * DAY_MS);
-  cert.setSubject(b.subject);
-  const issuerCert = b.issuer?.cert;
-  cert.setIssuer(issuerCert ? issuerCert.subject.attributes : b.subject);
-  const keyId = (issuerCert ?? cert).generateSubjectKeyIdentifier().getBytes();
-  cert.setExtensions([
+  const publicKey = await publicCryptoKey(b.key);
+  const issuerParsed = b.issuer ? new x509.X509Certificate(b.issuer.pem) : undefined;
+  const signerKey = b.issuer?.key ?? b.key;
+  const extensions = [
     ...b.extensions,
-    { name: "subjectKeyIdentifier" },
-    { name: "authorityKeyIdentifier", keyIdentifier: keyId },
-  ]);
-  const signer = b.issuer?.key ?? b.selfKey!;
-  cert.sign(signer, forge.md.sha256.create());
-  return cert;
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
+    await x509.AuthorityKeyIdentifierExtension.create(issuerParsed ? issuerParsed.publicKey : publicKey),
+  ];
+  const subject: x509.JsonName = [{ CN: [b.commonName] }];
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject,
+    // The issuer's subject as encoded in its certificate, so name chaining matches byte for byte.
+    issuer: issuerParsed ? issuerParsed.subjectName : subject,
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter: new Date(now + b.days * DAY_MS),
+    publicKey,
+    signingKey: await signingKey(signerKey),
+    signingAlgorithm: algorithmOf(signerKey, "the issuing key"),
+    extensions,
+  });
+  return cert.toString("pem") + "\n";
 }
 
-function checkIssuer(ca: CaMaterial): { cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey } {
-  const cert = parseCert(ca.cert, "CA certificate");
-  const key = parseKey(ca.key, "CA key");
-  const certKey = cert.publicKey as forge.pki.rsa.PublicKey;
-  if (certKey.n.compareTo(key.n) !== 0) {
-    throw new StrataError("STRATA_PKI_KEY_MISMATCH", "the CA key does not belong to the CA certificate; pass the key issued with it");
-  }
-  const bc = cert.getExtension("basicConstraints") as { cA?: boolean } | null;
-  if (!bc?.cA) {
-    throw new StrataError(
-      "STRATA_PKI_NOT_A_CA",
-      `certificate "${cn(cert)}" is not a CA (basicConstraints cA is not set); issue from the root or edge CA`,
-    );
-  }
-  return { cert, key };
-}
+const CA_USAGE = x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature;
 
-function cn(cert: forge.pki.Certificate): string {
-  return String(cert.subject.getField("CN")?.value ?? "");
+/** Leaf key usage: ECDSA keys sign (digitalSignature); RSA keys also encipher (RSA key exchange in TLS 1.2). */
+function leafUsage(key: KeyObject): number {
+  return key.asymmetricKeyType === "rsa"
+    ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
+    : x509.KeyUsageFlags.digitalSignature;
 }
 
 /** A self-signed root CA. */
 export async function createRootCa(opts: CaOptions): Promise<CaMaterial> {
-  const keys = await newKeyPair(opts.keyType ?? DEFAULT_KEY_TYPE);
-  const cert = build({
-    subject: [{ name: "commonName", value: opts.commonName }],
-    publicKey: keys.publicKey,
+  const key = await newKey(opts.keyType ?? DEFAULT_KEY_TYPE);
+  const cert = await build({
+    commonName: opts.commonName,
+    key,
     days: opts.days ?? 3650,
-    selfKey: keys.privateKey,
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    ],
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(CA_USAGE, true)],
   });
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+  return { cert, key: keyPem(key) };
 }
 
-/** An intermediate CA (a gateway's edge CA) issued by `ca`. */
+/** An intermediate CA (a gateway's edge CA) issued by `ca`; its chain is it then `ca`'s certificate(s). */
 export async function issueCaCert(ca: CaMaterial, opts: CaOptions): Promise<IssuedCert> {
   const issuer = checkIssuer(ca);
-  const keys = await newKeyPair(opts.keyType ?? DEFAULT_KEY_TYPE);
-  const cert = build({
-    subject: [{ name: "commonName", value: opts.commonName }],
-    publicKey: keys.publicKey,
+  const key = await newKey(opts.keyType ?? DEFAULT_KEY_TYPE);
+  const cert = await build({
+    commonName: opts.commonName,
+    key,
     days: opts.days ?? 1825,
     issuer,
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    ],
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(CA_USAGE, true)],
   });
-  const pem = forge.pki.certificateToPem(cert);
-  return { cert: pem, key: forge.pki.privateKeyToPem(keys.privateKey), chain: pem + ca.cert };
+  return { cert, key: keyPem(key), chain: cert + chainAbove(ca.cert) };
 }
+
+/** What goes after an issued certificate in its chain: the issuer's certificate(s) as given. */
+function chainAbove(caPem: string): string {
+  return caPem.endsWith("\n") ? caPem : caPem + "\n";
+}
+
+const DNS_NAME = /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 /**
  * A TLS server certificate for any gateway hostname or IP (SAN), issued by `ca`, so every hop of a
@@ -201,28 +285,30 @@ export async function issueServerCert(ca: CaMaterial, opts: ServerCertOptions = 
     }
   }
   for (const name of hostnames) {
-    if (!/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(name)) {
+    if (!DNS_NAME.test(name)) {
       throw new StrataError("STRATA_PKI_BAD_NAME", `"${name}" is not a DNS host name; put IP addresses in ips`);
     }
   }
-  const keys = await newKeyPair(opts.keyType ?? DEFAULT_KEY_TYPE);
-  const cert = build({
-    subject: [{ name: "commonName", value: hostnames[0] ?? ips[0]! }],
-    publicKey: keys.publicKey,
+  if (!hostnames.length && !ips.length) {
+    throw new StrataError("STRATA_PKI_BAD_NAME", "a server certificate needs at least one host name or IP address");
+  }
+  const key = await newKey(opts.keyType ?? DEFAULT_KEY_TYPE);
+  const cert = await build({
+    commonName: hostnames[0] ?? ips[0]!,
+    key,
     days: opts.days ?? 365,
     issuer,
     extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: "extKeyUsage", serverAuth: true },
-      {
-        name: "subjectAltName",
-        altNames: [...hostnames.map((value) => ({ type: 2, value })), ...ips.map((ip) => ({ type: 7, ip }))],
-      },
+      new x509.BasicConstraintsExtension(false),
+      new x509.KeyUsagesExtension(leafUsage(key), true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension([
+        ...hostnames.map((value) => ({ type: "dns" as const, value })),
+        ...ips.map((value) => ({ type: "ip" as const, value })),
+      ]),
     ],
   });
-  const pem = forge.pki.certificateToPem(cert);
-  return { cert: pem, key: forge.pki.privateKeyToPem(keys.privateKey), chain: pem + ca.cert };
+  return { cert, key: keyPem(key), chain: cert + chainAbove(ca.cert) };
 }
 
 /** An X.509 device (or module, or child gateway) client certificate: CN = deviceId, clientAuth. */
@@ -231,61 +317,86 @@ export async function issueDeviceCert(ca: CaMaterial, deviceId: string, opts: De
     throw new StrataError("STRATA_PKI_BAD_NAME", `device id "${deviceId}" must be 1 to 128 characters (IoT Hub's limit)`);
   }
   const issuer = checkIssuer(ca);
-  const keys = await newKeyPair(opts.keyType ?? DEFAULT_KEY_TYPE);
-  const cert = build({
-    subject: [{ name: "commonName", value: deviceId }],
-    publicKey: keys.publicKey,
+  const key = await newKey(opts.keyType ?? DEFAULT_KEY_TYPE);
+  const cert = await build({
+    commonName: deviceId,
+    key,
     days: opts.days ?? 365,
     issuer,
     extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: "extKeyUsage", clientAuth: true },
+      new x509.BasicConstraintsExtension(false),
+      new x509.KeyUsagesExtension(leafUsage(key), true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
     ],
   });
-  const pem = forge.pki.certificateToPem(cert);
-  return { cert: pem, key: forge.pki.privateKeyToPem(keys.privateKey), chain: pem + ca.cert };
+  return { cert, key: keyPem(key), chain: cert + chainAbove(ca.cert) };
 }
 
 /** When the (first) certificate in `pem` stops being valid. */
 export function certificateExpiry(pem: string): Date {
-  return parseCert(pem, "certificate").validity.notAfter;
+  return new Date(parseCert(pem, "certificate").validTo);
 }
 
-/** What reuse of stored material needs to know about a certificate. */
+/** What reuse of stored material, `pki show` and the renewer need to know about a certificate. */
 export interface CertFacts {
   commonName: string;
+  issuer: string;
+  notBefore: Date;
   notAfter: Date;
   dnsNames: string[];
   ips: string[];
   isCa: boolean;
+  selfSigned: boolean;
+  keyType: KeyType;
+  /** SHA-256 of the DER, upper-case hex with no separators (IoT Hub's thumbprint format is SHA-1 or SHA-256 hex). */
+  sha256: string;
+  sha1: string;
 }
 
 export function certFacts(pem: string): CertFacts {
   const cert = parseCert(pem, "certificate");
-  const san = cert.getExtension("subjectAltName") as { altNames?: { type: number; value?: string; ip?: string }[] } | null;
-  const alt = san?.altNames ?? [];
-  const bc = cert.getExtension("basicConstraints") as { cA?: boolean } | null;
+  const dnsNames: string[] = [];
+  const ips: string[] = [];
+  const san = new x509.X509Certificate(cert.raw).getExtension(x509.SubjectAlternativeNameExtension);
+  for (const n of san?.names.items ?? []) {
+    if (n.type === "dns") dnsNames.push(n.value);
+    if (n.type === "ip") ips.push(n.value);
+  }
   return {
-    commonName: cn(cert),
-    notAfter: cert.validity.notAfter,
-    dnsNames: alt.filter((a) => a.type === 2 && a.value).map((a) => a.value!),
-    ips: alt.filter((a) => a.type === 7 && a.ip).map((a) => a.ip!),
-    isCa: bc?.cA === true,
+    commonName: cnOf(cert),
+    issuer: cert.issuer,
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    dnsNames,
+    ips,
+    isCa: cert.ca,
+    selfSigned: cert.subject === cert.issuer && cert.verify(cert.publicKey),
+    keyType: keyTypeOf(cert.publicKey),
+    sha256: cert.fingerprint256.replace(/:/g, ""),
+    sha1: cert.fingerprint.replace(/:/g, ""),
   };
 }
 
 /** True when `childPem` was signed by `issuerPem`'s key and the key `keyPem` belongs to `childPem`. */
 export function verifyIssued(childPem: string, issuerPem: string, keyPem?: string): boolean {
   try {
-    const child = forge.pki.certificateFromPem(childPem);
-    const issuer = forge.pki.certificateFromPem(issuerPem);
-    if (!issuer.verify(child)) return false;
+    const child = parseCert(childPem, "certificate");
+    const issuer = parseCert(issuerPem, "issuer certificate");
+    if (!child.checkIssued(issuer) || !child.verify(issuer.publicKey)) return false;
     if (keyPem === undefined) return true;
-    const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
-    return (child.publicKey as forge.pki.rsa.PublicKey).n.compareTo(key.n) === 0;
+    return sameKey(child, createPrivateKey(keyPem));
   } catch {
     // Unparseable or foreign material is simply not a valid issue: the caller regenerates it.
+    return false;
+  }
+}
+
+/** True when the private key `keyPem` belongs to the (first) certificate of `certPem`. */
+export function keyMatches(certPem: string, keyPem: string): boolean {
+  try {
+    return sameKey(parseCert(certPem, "certificate"), createPrivateKey(keyPem));
+  } catch {
+    // Unparseable material does not match: the caller reports which file is at fault.
     return false;
   }
 }

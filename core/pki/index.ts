@@ -1,6 +1,13 @@
 // Public face of core/pki: development PKI, certificate issuing, and the Pki service (TOKENS.Pki).
 export {
+  certFacts,
   certificateExpiry,
+  keyMatches,
+  keyTypeOf,
+  splitPem,
+  verifyIssued,
+  KEY_TYPES,
+  type CertFacts,
   createRootCa,
   issueCaCert,
   issueDeviceCert,
