@@ -41,6 +41,8 @@ export class CoapPlugin implements Plugin {
   private readonly pending = new Set<Response>();
   private readonly observations = new Set<Response>();
   private readonly answered = new WeakSet<Response>();
+  /** Where each observation's notifications go (`address:port`). */
+  private readonly observers = new WeakMap<Response, string>();
   /** Per-device chain: one device's inputs are ingested in the order they arrived. */
   private readonly chains = new Map<string, Promise<unknown>>();
 
@@ -112,13 +114,18 @@ export class CoapPlugin implements Plugin {
     // Answer everything still open while the socket can send: node-coap's piggyback timers would otherwise
     // fire on a closed socket. A 5.03 notification ends an observation (RFC 7641 §3.2).
     for (const res of [...this.pending]) this.reply(res, "5.03", "gateway stopping");
+    const acked = this.socket ? acksFrom(this.socket, [...this.observations.values()].map((o) => this.observers.get(o)!).filter(Boolean)) : Promise.resolve();
     for (const obs of [...this.observations]) this.endObservation(obs, "5.03");
+    // The final notification is confirmable: a device that gets ICMP port-unreachable for its ACK may drop
+    // the notification, so wait (briefly) for the ACKs before closing the socket.
+    await acked;
     const server = this.server;
     this.server = undefined;
     server?.close();
     const socket = this.socket;
     this.socket = undefined;
     if (socket) {
+      await sendsFlushed(socket);
       await new Promise<void>((resolve) => {
         try {
           socket.close(() => resolve());
@@ -223,6 +230,7 @@ export class CoapPlugin implements Plugin {
   private observeCommands(deviceId: string, req: IncomingMessage, stream: Response, mailbox: CommandMailbox): void {
     const translator = this.translator!;
     this.observations.add(stream);
+    this.observers.set(stream, `${req.rsinfo.address}:${req.rsinfo.port}`);
     let unobserve: (() => void) | undefined;
     const end = (): void => {
       unobserve?.();
@@ -321,6 +329,39 @@ function safely(send: () => void): void {
     send();
   } catch {
     // nothing to do: the device did not get this answer and will retransmit or time out
+  }
+}
+
+/** Resolves when each of `peers` (`address:port`) sent something (its ACK), or after 250 ms. */
+function acksFrom(socket: dgram.Socket, peers: readonly string[]): Promise<void> {
+  const waiting = new Set(peers);
+  if (waiting.size === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off("message", onMessage);
+      resolve();
+    };
+    const onMessage = (_: Buffer, from: dgram.RemoteInfo): void => {
+      waiting.delete(`${from.address}:${from.port}`);
+      if (waiting.size === 0) done();
+    };
+    const timer = setTimeout(done, 250);
+    socket.on("message", onMessage);
+  });
+}
+
+/** Closing a UDP socket drops what libuv has not sent yet: let the final answers leave first (bounded). */
+async function sendsFlushed(socket: dgram.Socket): Promise<void> {
+  for (let turn = 0; turn < 100; turn++) {
+    let queued = 0;
+    try {
+      queued = socket.getSendQueueCount();
+    } catch {
+      return; // never bound: nothing was sent
+    }
+    if (queued === 0) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 
