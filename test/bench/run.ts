@@ -13,6 +13,7 @@ export const SCENARIOS: Record<string, () => Promise<BenchModule>> = {
   amqp: () => import("./amqp.bench.js"),
   registry: () => import("./registry.bench.js"),
   translation: () => import("./translation.bench.js"),
+  hop: () => import("./hop.bench.js"),
 };
 
 async function main(): Promise<void> {

@@ -26,7 +26,7 @@ export interface TreeSpec {
   /** First three octets of the gateways' addresses, e.g. "127.77.1": the n-th gateway gets 127.77.1.(n+1). */
   subnet: string;
   /** Gateways, root first (no parent). */
-  gateways: { id: string; parent?: string; transport?: "amqps" | "wss" | "auto" }[];
+  gateways: { id: string; parent?: string; transport?: "amqps" | "wss" | "auto"; plugins?: Record<string, Record<string, unknown>> }[];
   /** Leaf devices (SAS) and the gateway each connects to. */
   leaves?: { id: string; gateway: string }[];
   hub?: string;
@@ -207,7 +207,7 @@ export async function buildTree(spec: TreeSpec): Promise<Tree> {
       tls: { cert_file: join(gdir, "server.chain.pem"), key_file: join(gdir, "server.key.pem"), ca_file: caFile },
       listen: { address: g.address, mqtt: 8883, amqp: 5671, https: 443 },
       log: { level: spec.logLevel ?? "info" },
-      plugins: { amqp: {}, ...(spec.plugins ?? {}) },
+      plugins: { amqp: {}, ...(spec.plugins ?? {}), ...(g.plugins ?? {}) },
     };
     if (parent) {
       config.identity = { key_file: join(gdir, "identity.key") };
