@@ -58,8 +58,8 @@ export async function runProvisioning(o: DriverOptions): Promise<DriverResult> {
   say(`provisioning ${file.device_id} (${file.attestation.type}) from ${file.source}`);
 
   if (state.step === "located" || state.step === "registering") {
-    const answer = await registerWithRetry(file, o, state, save, say);
-    state = save({ ...state, step: "registered", answer, parent: answer.bundle?.parent ?? answer.record.parent, lastError: undefined } as ProvisionState);
+    const { answer, state: sent } = await registerWithRetry(file, o, state, save, say);
+    state = save({ ...sent, step: "registered", answer, parent: answer.bundle?.parent ?? answer.record.parent, lastError: undefined } as ProvisionState);
   }
   if (state.step === "registered") {
     const configFile = install(file, state.answer!);
@@ -99,7 +99,7 @@ function deviceKey(file: ProvisioningFile): string {
 async function registerWithRetry(
   file: ProvisioningFile, o: DriverOptions, state0: ProvisionState,
   save: (s: ProvisionState) => ProvisionState, say: (line: string) => void,
-): Promise<ProvisionAnswer> {
+): Promise<{ answer: ProvisionAnswer; state: ProvisionState }> {
   let state = state0;
   const deadline = o.retryForMs === undefined ? Infinity : Date.now() + o.retryForMs;
   const ca = readFileSync(file.parent.trust_bundle_file, "utf8");
@@ -112,7 +112,7 @@ async function registerWithRetry(
     let failure: string;
     try {
       res = await postJson({ host: p.address ?? p.hostname, port: p.https_port, hostname: p.hostname, ca, path: PROVISION_PATH, body: request(file), signal: o.signal });
-      if (res.status === 200) return res.body as ProvisionAnswer;
+      if (res.status === 200) return { answer: res.body as ProvisionAnswer, state };
       const message = (res.body as { message?: string } | undefined)?.message ?? JSON.stringify(res.body);
       failure = `${p.hostname} answered ${res.status}: ${message}`;
     } catch (err) {
