@@ -15,7 +15,11 @@ export class MetricsRegistry implements Metrics {
   constructor(opts: { processMetrics?: boolean; defaultLabels?: Labels } = {}) {
     if (opts.defaultLabels) this.registry.setDefaultLabels(opts.defaultLabels);
     // Event-loop lag comes from perf_hooks.monitorEventLoopDelay (sampled every 10 ms, no timer of its own).
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+    if (opts.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+      // Gauges named *_total break Prometheus' naming rules (promtool rejects them); their per-type siblings stay.
+      for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(name);
+    }
   }
 
   get contentType(): string {
@@ -55,7 +59,7 @@ export class MetricsRegistry implements Metrics {
       collect() {
         // A counter has no set(): start from zero and add the current total; the stats it reads only grow.
         this.reset();
-        apply(read(), (labels, v) => { if (v > 0) this.inc(labels, v); });
+        apply(read(), (labels, v) => this.inc(labels, Math.max(0, v)));
       },
     }));
   }
