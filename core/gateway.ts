@@ -13,6 +13,10 @@ import { Listeners } from "./listeners.js";
 import { MetricsRegistry } from "./metrics/metrics.js";
 import { createLogger, type Logger } from "./log.js";
 import { Pki } from "./pki/pki.js";
+import { splitPem } from "./pki/certs.js";
+import { mountBackupRoute } from "./pki/backup.js";
+import { ServerCertRenewer } from "./pki/renewer.js";
+import { TlsFileWatcher } from "./pki/watch.js";
 import { PluginHost, type PluginEntry, type PluginStartReport } from "./plugin/host.js";
 import { loadPluginEntries } from "./plugin/loader.js";
 import { RouteTable } from "./router/route-table.js";
@@ -37,6 +41,8 @@ export interface GatewayOptions {
   defaultPlugins?: readonly string[];
   /** Where compiled built-in plugins live. Default: dist/plugins next to dist/core. */
   builtinDir?: string;
+  /** How often the `[tls]` files are checked for changes (default core/pki TLS_WATCH_INTERVAL_MS). */
+  tlsWatchIntervalMs?: number;
 }
 
 /**
@@ -51,6 +57,10 @@ export class Gateway {
   provisioning?: ProvisionService;
   /** The link to the parent (core/upstream); undefined on the root. Set by start(). */
   upstream?: UpstreamLink;
+  /** Renews the server certificate before expiry (core/pki); set by start() when the gateway holds its edge CA. */
+  renewer?: ServerCertRenewer;
+  /** Reloads `[tls]` files changed on disk (core/pki); set by start(). */
+  tlsWatcher?: TlsFileWatcher;
 
   private constructor(
     readonly config: StrataConfig,
@@ -93,6 +103,7 @@ export class Gateway {
     });
     await store.open();
     const undo: (() => Promise<void>)[] = [() => store.close()];
+    let gatewayUpstream: UpstreamLink | undefined;
     try {
       const identities = new IdentityRegistry({
         self: config.device_id,
@@ -129,6 +140,18 @@ export class Gateway {
       });
       undo.unshift(() => front.close());
       const listeners = new Listeners();
+      // Hot reload (core/pki): a renewed certificate or a new trust bundle reaches the front and X.509 checks;
+      // the heads subscribe to the same event for their own TLS servers.
+      pki.onCertificateChanged((tlsNow) => {
+        front.setCertificate(tlsNow.cert, tlsNow.key, tlsNow.ca);
+        identities.setTrustedCas(splitPem(tlsNow.ca));
+        (gatewayUpstream as { setTrustBundle?: (ca: string) => void } | undefined)?.setTrustBundle?.(tlsNow.ca);
+      });
+      // `strata backup`: a consistent snapshot of the store and the files the config names.
+      mountBackupRoute(front, {
+        config, store, identities, logger: logger.child({ area: "backup" }),
+        ...(config.identity ? { selfKey: readSecret(config.identity.key_file, "identity.key_file").trim() } : {}),
+      });
 
       // Scope sync and registration forwarding (core/scope): `/$strata/*` routes on the front; on a child, the
       // client that keeps the local identity cache in step with the parent.
@@ -140,6 +163,7 @@ export class Gateway {
 
       // The upstream link (core/upstream), a child only: drains $upstream to the parent over one AMQP connection.
       const upstream = upstreamFromConfig(config, ca, identities, logger.child({ area: "upstream" }));
+      gatewayUpstream = upstream;
       if (upstream) {
         const unconsume = hub.consume(UPSTREAM, upstream);
         undo.unshift(async () => { unconsume(); await upstream.stop(); });
@@ -179,6 +203,16 @@ export class Gateway {
       const gateway = new Gateway(config, logger, scope, store, identities, router, hub, front, pki, listeners, plugins, report);
       gateway.scopeService = scopeService;
       gateway.provisioning = provisioning;
+      const tlsFiles = {
+        certFile: config.tls.cert_file, keyFile: config.tls.key_file, caFile: config.tls.ca_file,
+        ...(config.tls.edge_ca_cert_file && config.tls.edge_ca_key_file ? { edgeCaCertFile: config.tls.edge_ca_cert_file, edgeCaKeyFile: config.tls.edge_ca_key_file } : {}),
+      };
+      gateway.tlsWatcher = new TlsFileWatcher({ pki, files: tlsFiles, logger: logger.child({ area: "pki" }), ...(opts.tlsWatchIntervalMs ? { intervalMs: opts.tlsWatchIntervalMs } : {}) });
+      gateway.tlsWatcher.start();
+      if (pki.edgeCa) {
+        gateway.renewer = new ServerCertRenewer({ pki, files: tlsFiles, logger: logger.child({ area: "pki" }) });
+        gateway.renewer.start();
+      }
       if (upstream) {
         gateway.upstream = upstream;
         upstream.start();
@@ -194,6 +228,8 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const errors: unknown[] = [];
+      this.renewer?.stop();
+      this.tlsWatcher?.stop();
       for (const step of [() => this.plugins.stop(), async () => this.scopeService?.stop(), async () => this.provisioning?.stop(), () => this.front.close(), async () => this.upstream?.stop(), () => this.hub.stop(), () => this.store.close()]) {
         await step().catch((e: unknown) => errors.push(e));
       }

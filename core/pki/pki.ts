@@ -1,6 +1,9 @@
+import { EventEmitter } from "node:events";
 import { StrataError } from "../errors.js";
 import {
   certificateExpiry,
+  keyMatches,
+  splitPem,
   issueDeviceCert,
   issueServerCert,
   type CaMaterial,
@@ -23,12 +26,31 @@ export interface PkiMaterial {
   edgeCa?: CaMaterial;
 }
 
+/** What TLS listeners pass to `tls.createServer` / `server.setSecureContext`. */
+export interface ServerTlsMaterial {
+  /** The server certificate chain (leaf first). */
+  cert: string;
+  key: string;
+  /** Trust bundle for client certificates. */
+  ca: string;
+}
+
+/** The event every TLS listener subscribes to (with `onCertificateChanged`) to hot-reload its certificate. */
+export const CERTIFICATE_CHANGED = "certificate-changed";
+
 /**
  * The gateway's certificates and the means to issue more (TOKENS.Pki). Core's composition root builds it from
  * `[tls]` files, or from a development PKI with Pki.dev().
  */
 export class Pki {
-  constructor(private readonly material: PkiMaterial) {}
+  private readonly events = new EventEmitter();
+  private material: PkiMaterial;
+
+  constructor(material: PkiMaterial) {
+    this.material = { ...material };
+    // One listener per TLS listener (heads, front, identities, upstream) plus tests: more than the default 10.
+    this.events.setMaxListeners(100);
+  }
 
   /** A Pki over a development PKI in `dir` (created on first use, reused after). */
   static async dev(dir: string, opts?: DevPkiOptions): Promise<{ pki: Pki; dev: DevPki }> {
@@ -57,6 +79,52 @@ export class Pki {
   }
   get edgeCa(): CaMaterial | undefined {
     return this.material.edgeCa;
+  }
+
+  /** Options for a TLS server: present the chain, accept client certificates from the trust bundle. */
+  serverTls(): ServerTlsMaterial {
+    return { cert: this.material.chain, key: this.material.key, ca: this.material.trustBundle };
+  }
+
+  /**
+   * Calls `listener` whenever the server certificate or the trust bundle changes (renewal, rollover, files
+   * replaced on disk). A TLS listener calls `server.setSecureContext(...)` there: connections already open keep
+   * their certificate, new ones get the new one. Returns the unsubscribe function.
+   */
+  onCertificateChanged(listener: (tlsMaterial: ServerTlsMaterial, pki: Pki) => void): () => void {
+    const wrapped = () => listener(this.serverTls(), this);
+    this.events.on(CERTIFICATE_CHANGED, wrapped);
+    return () => this.events.off(CERTIFICATE_CHANGED, wrapped);
+  }
+
+  /**
+   * Swaps the server certificate (a renewal). `chain` is what listeners present (the leaf then its CAs);
+   * refused when the key does not belong to it.
+   */
+  replaceServerCertificate(next: { cert?: string; key: string; chain: string }): void {
+    if (!keyMatches(next.chain, next.key)) {
+      throw new StrataError("STRATA_PKI_KEY_MISMATCH", "the new server key does not belong to the new server certificate; write the key issued with it");
+    }
+    const cert = next.cert ?? splitPem(next.chain)[0]! + "\n";
+    this.material = { ...this.material, cert, key: next.key, chain: next.chain };
+    this.events.emit(CERTIFICATE_CHANGED);
+  }
+
+  /** Swaps the trust bundle (root CA rollover: old and new roots during the changeover). */
+  setTrustBundle(pem: string): void {
+    if (splitPem(pem).length === 0) {
+      throw new StrataError("STRATA_PKI_INVALID_PEM", "the new trust bundle holds no certificate; give the root CA certificate(s) as PEM");
+    }
+    this.material = { ...this.material, trustBundle: pem };
+    this.events.emit(CERTIFICATE_CHANGED);
+  }
+
+  /** Swaps the edge CA (its certificate renewed or re-issued under a new root). */
+  setEdgeCa(edgeCa: CaMaterial): void {
+    if (!keyMatches(edgeCa.cert, edgeCa.key)) {
+      throw new StrataError("STRATA_PKI_KEY_MISMATCH", "the edge CA key does not belong to the edge CA certificate; write the key issued with it");
+    }
+    this.material = { ...this.material, edgeCa };
   }
 
   /** When the gateway's server certificate expires. */
