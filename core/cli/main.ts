@@ -10,6 +10,7 @@ import { checkCommand } from "./check.js";
 import { childCommand, CHILD_USAGE } from "./child.js";
 import { resolveConfig } from "./context.js";
 import { identityCommand, IDENTITY_USAGE } from "./identity.js";
+import { enrollmentCommand, ENROLLMENT_USAGE, provisionCommand, PROVISION_USAGE } from "./provision.js";
 import { consoleOutput, type Output } from "./output.js";
 import { startCommand } from "./start.js";
 
@@ -19,6 +20,8 @@ const USAGE = `strata — a nested IoT gateway
   strata check [--config <file>]                            check config, certificates, ports, store, parent, clock
   strata identity add|list|show|remove …                    manage identities (see 'strata help identity')
   strata child add|install|list …                           set up child gateways (see 'strata help child')
+  strata provision run|status …                             first-boot factory provisioning (see 'strata help provision')
+  strata enrollment add|list|remove|derive …                enrollment groups at the root (see 'strata help enrollment')
 PLUGIN_COMMANDS
 Config: --config <file>, else /etc/strata/strata.toml, else the embedded default under ./.strata.`;
 
@@ -33,9 +36,13 @@ export async function main(argv: readonly string[], out: Output = consoleOutput)
       case "check": return await checkCommand(flagsOf(rest), out);
       case "identity": return await identityCommand(rest, out);
       case "child": return await childCommand(rest, out);
+      case "provision": return await provisionCommand(rest, out);
+      case "enrollment": return await enrollmentCommand(rest, out);
       case undefined: case "help": case "--help": case "-h":
         if (rest[0] === "identity") out.info(IDENTITY_USAGE);
         else if (rest[0] === "child") out.info(CHILD_USAGE);
+        else if (rest[0] === "provision") out.info(PROVISION_USAGE);
+        else if (rest[0] === "enrollment") out.info(ENROLLMENT_USAGE);
         else out.info(USAGE.replace("PLUGIN_COMMANDS", (await pluginCommands(rest)).map((c) => `  strata ${c.name.padEnd(52)} ${c.summary}`).join("\n")));
         return 0;
       default: return await runPluginCommand(argv, out);
