@@ -20,6 +20,7 @@ export class AmqpPlugin implements Plugin {
   private head: AmqpHead | undefined;
   private server: tls.Server | undefined;
   private unmountWebSocket: (() => void) | undefined;
+  private unwatchCertificate: (() => void) | undefined;
 
   constructor(
     @inject(TOKENS.Logger) private readonly log: Logger,
@@ -51,6 +52,11 @@ export class AmqpPlugin implements Plugin {
         );
         server.on("tlsClientError", (err, socket) => this.log.debug({ err, remoteAddress: socket.remoteAddress }, "amqp tls handshake failed"));
         this.server = server;
+        // A renewed certificate or trust bundle (core/pki) applies to new connections; open ones keep theirs.
+        this.unwatchCertificate = this.pki.onCertificateChanged((m) => {
+          server.setSecureContext({ cert: m.cert, key: m.key, ca: m.ca, minVersion: "TLSv1.2" });
+          this.log.info({}, "amqp tls certificate replaced");
+        });
         const { address, amqp } = this.gateway.listen;
         const bound = await listenOn(server, address, amqp, "amqp head");
         this.listeners.report({ name: "amqp", address: bound.address, port: bound.port });
@@ -74,6 +80,8 @@ export class AmqpPlugin implements Plugin {
   }
 
   async stop(): Promise<void> {
+    this.unwatchCertificate?.();
+    this.unwatchCertificate = undefined;
     this.unmountWebSocket?.();
     this.unmountWebSocket = undefined;
     const server = this.server;

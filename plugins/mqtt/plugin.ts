@@ -23,6 +23,7 @@ export class MqttPlugin implements Plugin {
   private head: MqttHead | undefined;
   private server: tls.Server | undefined;
   private unmountWebSocket: (() => void) | undefined;
+  private unwatchCertificate: (() => void) | undefined;
 
   constructor(
     @inject(TOKENS.Logger) private readonly log: Logger,
@@ -56,6 +57,11 @@ export class MqttPlugin implements Plugin {
         );
         server.on("tlsClientError", (err, socket) => this.log.debug({ err, remoteAddress: socket.remoteAddress }, "mqtt tls handshake failed"));
         this.server = server;
+        // A renewed certificate or trust bundle (core/pki) applies to new connections; open ones keep theirs.
+        this.unwatchCertificate = this.pki.onCertificateChanged((m) => {
+          server.setSecureContext({ cert: m.cert, key: m.key, ca: m.ca, minVersion: "TLSv1.2" });
+          this.log.info({}, "mqtt tls certificate replaced");
+        });
         const { address, mqtt } = this.gateway.listen;
         const bound = await listenOn(server, address, mqtt, "mqtt head");
         this.listeners.report({ name: "mqtt", address: bound.address, port: bound.port });
@@ -78,6 +84,8 @@ export class MqttPlugin implements Plugin {
   }
 
   async stop(): Promise<void> {
+    this.unwatchCertificate?.();
+    this.unwatchCertificate = undefined;
     this.unmountWebSocket?.();
     this.unmountWebSocket = undefined;
     const server = this.server;
