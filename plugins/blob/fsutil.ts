@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
@@ -40,7 +41,6 @@ export async function writeFileDurable(path: string, data: string | Buffer, tmpD
  */
 export async function streamToTemp(source: Readable, tmpDir: string, meter: (bytes: number) => void): Promise<{ path: string; size: number }> {
   const tmp = join(tmpDir, uniqueName());
-  const fh = await open(tmp, "w", 0o600);
   let size = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -54,13 +54,11 @@ export async function streamToTemp(source: Readable, tmpDir: string, meter: (byt
     },
   });
   try {
-    await pipeline(source, counter, fh.createWriteStream({ autoClose: false }));
-    await fh.sync();
+    // flush: the descriptor is fsynced before it is closed, so "finished" means durable.
+    await pipeline(source, counter, createWriteStream(tmp, { mode: 0o600, flush: true, highWaterMark: 1024 * 1024 }));
   } catch (err) {
-    await fh.close().catch(() => undefined);
     await rm(tmp, { force: true });
     throw err;
   }
-  await fh.close();
   return { path: tmp, size };
 }

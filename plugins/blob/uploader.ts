@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { EventEmitter } from "node:events";
 import type { Logger } from "../../core/index.js";
 import type { CloudClient } from "./cloud.js";
 import type { UploadConfig } from "./config.js";
@@ -32,8 +33,9 @@ const key = (container: string, name: string): string => `${container}\u0000${na
  * OldestFirst or NewestFirst order, one blob at a time. The cloud's uncommitted block list is the truth on
  * resume, so after a crash or an outage only the blocks the cloud lacks are sent again. Failures back off
  * (doubling) and keep the blob at the head of the queue: nothing is dropped.
+ * Events: "uploaded" (meta, target) after each blob, "failed" (err, {container, name}) after each failed attempt.
  */
-export class Uploader {
+export class Uploader extends EventEmitter {
   private readonly pending = new Map<string, { container: string; name: string; modified: number }>();
   private readonly ensured = new Set<string>();
   private running: Promise<void> | undefined;
@@ -42,8 +44,6 @@ export class Uploader {
   private stopped = false;
   private readonly unsubscribe: (() => void)[] = [];
   readonly stats: UploaderStats = { pending: 0, blobsUploaded: 0, blocksSent: 0, blocksSkipped: 0, failures: 0 };
-  /** Called after each uploaded blob (tests wait on it). */
-  onUploaded?: (meta: BlobMeta, target: string) => void;
 
   constructor(
     private readonly store: BlobStore,
@@ -51,7 +51,9 @@ export class Uploader {
     private readonly cfg: UploadConfig,
     private readonly vars: { hub: string; device: string },
     private readonly log: Logger,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Target container of a local one, or undefined when it is not mapped for upload. */
   targetOf(container: string): string | undefined {
@@ -132,6 +134,7 @@ export class Uploader {
         this.backoffMs = Math.min(this.cfg.retry_max_ms, this.backoffMs === 0 ? this.cfg.retry_min_ms : this.backoffMs * 2);
         const delay = Math.round(this.backoffMs * (0.75 + Math.random() * 0.5));
         this.log.warn({ err, container: item.container, blob: item.name, retryInMs: delay }, "blob upload failed, will retry");
+        this.emit("failed", err, item);
         this.timer = setTimeout(() => {
           this.timer = undefined;
           this.kick();
@@ -212,6 +215,6 @@ export class Uploader {
     this.stats.current = undefined;
     this.log.info({ container: meta.container, blob: meta.name, target, bytes: meta.size }, "blob uploaded");
     if (this.cfg.delete_after_upload && after?.etag === meta.etag) await this.store.deleteBlob(meta.container, meta.name, meta.etag);
-    this.onUploaded?.(meta, target);
+    this.emit("uploaded", meta, target);
   }
 }
