@@ -13,6 +13,8 @@ import { identityCommand, IDENTITY_USAGE } from "./identity.js";
 import { enrollmentCommand, ENROLLMENT_USAGE, provisionCommand, PROVISION_USAGE } from "./provision.js";
 import { consoleOutput, type Output } from "./output.js";
 import { startCommand } from "./start.js";
+import { pkiCommand, PKI_USAGE } from "./pki.js";
+import { backupCommand, BACKUP_USAGE } from "./backup.js";
 
 const USAGE = `strata — a nested IoT gateway
 
@@ -20,6 +22,8 @@ const USAGE = `strata — a nested IoT gateway
   strata check [--config <file>]                            check config, certificates, ports, store, parent, clock
   strata identity add|list|show|remove …                    manage identities (see 'strata help identity')
   strata child add|install|list …                           set up child gateways (see 'strata help child')
+  strata pki init|issue-edge-ca|issue-server|issue-device|show|trust-bundle   certificates (see 'strata help pki')
+  strata backup <file> | strata restore <file>              back up the running gateway, restore on a fresh data dir
   strata provision run|status …                             first-boot factory provisioning (see 'strata help provision')
   strata enrollment add|list|remove|derive …                enrollment groups at the root (see 'strata help enrollment')
 PLUGIN_COMMANDS
@@ -36,11 +40,15 @@ export async function main(argv: readonly string[], out: Output = consoleOutput)
       case "check": return await checkCommand(flagsOf(rest), out);
       case "identity": return await identityCommand(rest, out);
       case "child": return await childCommand(rest, out);
+      case "pki": return await pkiCommand(rest, out);
+      case "backup": case "restore": return await backupCommand(command, rest, out);
       case "provision": return await provisionCommand(rest, out);
       case "enrollment": return await enrollmentCommand(rest, out);
       case undefined: case "help": case "--help": case "-h":
         if (rest[0] === "identity") out.info(IDENTITY_USAGE);
         else if (rest[0] === "child") out.info(CHILD_USAGE);
+        else if (rest[0] === "pki") out.info(PKI_USAGE);
+        else if (rest[0] === "backup" || rest[0] === "restore") out.info(BACKUP_USAGE);
         else if (rest[0] === "provision") out.info(PROVISION_USAGE);
         else if (rest[0] === "enrollment") out.info(ENROLLMENT_USAGE);
         else out.info(USAGE.replace("PLUGIN_COMMANDS", (await pluginCommands(rest)).map((c) => `  strata ${c.name.padEnd(52)} ${c.summary}`).join("\n")));
