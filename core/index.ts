@@ -22,3 +22,4 @@ export * from "./gateway.js";
 export * from "./translation/index.js";
 export * from "./scope/index.js";
 export * from "./metrics/index.js";
+export * from "./upstream/index.js";

@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import { create_container, type Connection, type ConnectionOptions, type Container, type EventContext } from "rhea";
 import WebSocket from "ws";
 import { StrataError } from "../errors.js";
+import { patchRheaDispositions } from "./rhea-dispositions.js";
 import type { UpstreamTransport } from "./types.js";
 
 export interface DialTarget {
@@ -41,6 +42,7 @@ export function dialAddress(target: DialTarget, transport: UpstreamTransport): s
  * opened) on a socket or TLS error, a refused open, or after `timeoutMs`.
  */
 export function dial(target: DialTarget, transport: UpstreamTransport, timeoutMs: number): Promise<{ connection: Connection; container: Container }> {
+  patchRheaDispositions();
   const container = create_container({ id: target.containerId });
   const host = target.address ?? target.hostname;
   const common = {

@@ -6,3 +6,4 @@ export {
 } from "./convert.js";
 export { IDENTITY_REFUSED_CONDITIONS, PERMANENT_CONDITIONS, REFUSAL_ATTEMPTS, outcomeForRefusal } from "./refusals.js";
 export { upstreamFromConfig } from "./from-config.js";
+export { patchRheaDispositions } from "./rhea-dispositions.js";

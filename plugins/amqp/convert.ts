@@ -1,5 +1,5 @@
 import rhea from "rhea";
-import type { InboundMessage, Message, SystemProperties } from "../../core/index.js";
+import { fromAmqpMessage, STRATA_ANNOTATIONS, type AmqpMessage, type InboundMessage, type Message, type SystemProperties } from "../../core/index.js";
 
 /**
  * Message ↔ AMQP 1.0 conversion, both directions, pure (no I/O). IoT Hub's mapping: AMQP properties carry
@@ -48,15 +48,8 @@ export const INPUT_NAME_ANNOTATION = "x-opt-input-name";
 export const CONNECTION_DEVICE_ANNOTATION = "iothub-connection-device-id";
 export const CONNECTION_MODULE_ANNOTATION = "iothub-connection-module-id";
 
-/** Strata's metadata between gateways (the nesting contract). */
-export const STRATA_ANNOTATIONS = {
-  id: "x-opt-strata-id",
-  origin: "x-opt-strata-origin",
-  source: "x-opt-strata-source",
-  enqueued: "x-opt-strata-enqueued",
-  deadline: "x-opt-strata-deadline",
-  priority: "x-opt-strata-priority",
-} as const;
+/** Strata's metadata between gateways (the nesting contract): core's, shared with the upstream link. */
+export { STRATA_ANNOTATIONS };
 
 /** Message annotations that map to system properties (IoT Hub's names). */
 const ANNOTATION_SYSTEM: Record<string, keyof SystemProperties> = {
@@ -163,19 +156,14 @@ export function inboundFromAmqp(msg: AmqpMessageIn): InboundMessage {
  * the id is there but the rest is unusable.
  */
 export function strataMessageFromAmqp(msg: AmqpMessageIn, source: string): Message | undefined {
-  const ann = msg.message_annotations ?? {};
-  const id = stringOf(ann[STRATA_ANNOTATIONS.id]);
-  if (id === undefined) return undefined;
-  const origin = stringOf(ann[STRATA_ANNOTATIONS.origin]);
-  const enqueuedTime = numberOf(ann[STRATA_ANNOTATIONS.enqueued]);
-  const deadline = numberOf(ann[STRATA_ANNOTATIONS.deadline]);
-  const priority = numberOf(ann[STRATA_ANNOTATIONS.priority]) ?? 0;
-  const claimed = stringOf(ann[STRATA_ANNOTATIONS.source]) ?? source;
-  if (!origin || enqueuedTime === undefined || deadline === undefined) {
-    throw new Error(`message ${id} has ${STRATA_ANNOTATIONS.id} but lacks ${STRATA_ANNOTATIONS.origin}, ${STRATA_ANNOTATIONS.enqueued} or ${STRATA_ANNOTATIONS.deadline}`);
+  // One mapping for both ends of the gateway link: core's (core/upstream/convert.ts), so no field is lost a hop.
+  const m = fromAmqpMessage(msg as AmqpMessage);
+  if (!m) return undefined;
+  if (!m.origin || !Number.isFinite(m.enqueuedTime) || m.enqueuedTime <= 0 || !Number.isFinite(m.deadline) || m.deadline <= 0) {
+    throw new Error(`message ${m.id} has ${STRATA_ANNOTATIONS.id} but lacks ${STRATA_ANNOTATIONS.origin}, ${STRATA_ANNOTATIONS.enqueued} or ${STRATA_ANNOTATIONS.deadline}`);
   }
-  const inbound = inboundFromAmqp(msg);
-  return { ...inbound, id, origin, source: claimed, enqueuedTime, deadline, priority: Math.max(0, Math.min(9, Math.trunc(priority))) };
+  const priority = Number.isFinite(m.priority) ? Math.max(0, Math.min(9, Math.trunc(m.priority))) : 0;
+  return { ...m, source: m.source || source, priority };
 }
 
 export interface ToAmqpOptions {
