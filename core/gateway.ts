@@ -41,6 +41,8 @@ export interface GatewayOptions {
   defaultPlugins?: readonly string[];
   /** Where compiled built-in plugins live. Default: dist/plugins next to dist/core. */
   builtinDir?: string;
+  /** Folders whose node_modules hold third-party plugin packages. Default: the working directory. */
+  packageDirs?: readonly string[];
   /** How often the `[tls]` files are checked for changes (default core/pki TLS_WATCH_INTERVAL_MS). */
   tlsWatchIntervalMs?: number;
 }
@@ -188,7 +190,8 @@ export class Gateway {
       const entries = [
         ...loadPluginEntries(config.plugins, {
           builtinDir: opts.builtinDir ?? join(__dirname, "..", "plugins"),
-          defaults: opts.defaultPlugins ?? (isRoot ? ["mqtt", "root"] : ["mqtt"]),
+          defaults: opts.defaultPlugins ?? defaultPlugins(isRoot),
+          ...(opts.packageDirs ? { packageDirs: opts.packageDirs } : {}),
         }),
         ...(opts.extraPlugins ?? []),
       ];
@@ -238,6 +241,11 @@ export class Gateway {
     })();
     return this.stopping;
   }
+}
+
+/** Built-in plugins that run without a `[plugins.NAME]` section: both device heads, and on the root its service side. */
+export function defaultPlugins(isRoot: boolean): string[] {
+  return isRoot ? ["mqtt", "amqp", "root"] : ["mqtt", "amqp"];
 }
 
 export function routesFromConfig(config: StrataConfig): RouteSpec[] {

@@ -4,6 +4,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isStrataError, StrataAggregateError } from "../errors.js";
+import { defaultPlugins } from "../gateway.js";
 import { loadPluginEntries } from "../plugin/loader.js";
 import type { PluginCommand } from "../plugin/api.js";
 import { checkCommand } from "./check.js";
@@ -70,7 +71,7 @@ function flagsOf(args: readonly string[]): { config?: string; address?: string }
 async function pluginCommands(args: readonly string[]): Promise<{ name: string; summary: string; command: PluginCommand; plugin: string }[]> {
   const configFlag = args.indexOf("--config");
   const { config } = await resolveConfig({ config: configFlag >= 0 ? args[configFlag + 1] : undefined }, { prepareEmbedded: false });
-  const entries = loadPluginEntries(config.plugins, { builtinDir: BUILTIN_DIR, defaults: config.parent ? ["mqtt"] : ["mqtt", "root"] });
+  const entries = loadPluginEntries(config.plugins, { builtinDir: BUILTIN_DIR, defaults: defaultPlugins(!config.parent) });
   return entries.flatMap((e) => (e.module.commands ?? []).map((command) => ({ name: command.name, summary: command.summary, command, plugin: e.module.manifest.name })));
 }
 
