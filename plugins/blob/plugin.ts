@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  inject, injectable, PluginError, readSecret, TOKENS,
-  type Attachment, type HttpFront, type Hub, type Logger, type Plugin, type StrataConfig,
+  generateKey, inject, injectable, PluginError, readSecret, TOKENS,
+  type Attachment, type HttpFront, type Hub, type Identities, type Logger, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import { CloudClient, parseConnectionString, type CloudAccount } from "./cloud.js";
 import type { BlobConfig } from "./config.js";
@@ -52,6 +52,7 @@ export class BlobPlugin implements Plugin {
     @inject(TOKENS.Config) private readonly config: StrataConfig,
     @inject(TOKENS.HttpFront) private readonly front: HttpFront,
     @inject(TOKENS.Hub) private readonly hub: Hub,
+    @inject(TOKENS.Identities) private readonly identities: Identities,
     @inject(TOKENS.Logger) private readonly log: Logger,
   ) {}
 
@@ -96,6 +97,7 @@ export class BlobPlugin implements Plugin {
         self: this.config.device_id, store: this.store, container: this.cfg.support_container, ring: this.ring,
         bundle: () => this.bundle(), scrub: (t) => this.scrub(t),
       });
+      await this.ensureAgentIdentity();
       this.attachment = this.hub.attach(this.methods);
     }
     this.log.info({ account: this.cfg.account_name, prefix: this.cfg.path_prefix, upload: this.cfg.upload.enabled, usedBytes: this.store.usedBytes() }, "blob store ready");
@@ -114,6 +116,19 @@ export class BlobPlugin implements Plugin {
     this.ring.detach();
     await this.uploader?.stop();
     this.uploader = undefined;
+  }
+
+  /**
+   * The root's service API reaches a module only when its identity exists: create `{self}/$edgeAgent` there
+   * as IoT Edge does. A child gets identities from its parent (scope sync), so it creates none itself.
+   */
+  private async ensureAgentIdentity(): Promise<void> {
+    const id = `${this.config.device_id}/$edgeAgent`;
+    if (this.config.parent || this.identities.get(id)) return;
+    await this.identities.put({
+      id, deviceId: this.config.device_id, moduleId: "$edgeAgent", status: "enabled", edge: false, parent: this.config.device_id,
+      auth: { type: "sas", primaryKey: generateKey(), secondaryKey: generateKey() },
+    });
   }
 
   /** deviceAutoDelete: blobs older than after_minutes go, unless the cloud does not have them yet (retainWhileUploading). */

@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { definePlugin, TOKENS, type DependencyContainer } from "../../../core/index.js";
+import { definePlugin, TOKENS, type DependencyContainer, type Logger } from "../../../core/index.js";
 import blob, { BlobPlugin } from "../../../plugins/blob/index.js";
 import { startTestGateway, type TestGateway } from "../../support/gateway.js";
 import { gatewayBlobClient } from "./support.js";
@@ -20,7 +20,7 @@ export interface BlobGateway {
 }
 
 /** A root test gateway running the blob plugin with `settings`; the plugin instance is captured for assertions. */
-export async function startBlobGateway(settings: Record<string, unknown> = {}, opts: { dir?: string; cloudConnectionString?: string } = {}): Promise<BlobGateway> {
+export async function startBlobGateway(settings: Record<string, unknown> = {}, opts: { dir?: string; cloudConnectionString?: string; root?: boolean; logger?: Logger } = {}): Promise<BlobGateway> {
   let instance: BlobPlugin | undefined;
   const module = definePlugin({
     manifest: blob.manifest,
@@ -38,7 +38,7 @@ export async function startBlobGateway(settings: Record<string, unknown> = {}, o
     writeFileSync(csFile, opts.cloudConnectionString, { mode: 0o600 });
     upload["connection_string_file"] = csFile;
   }
-  const tg = await startTestGateway({ dir, extraPlugins: [{ module, settings: { account_name: "edgelocal", ...settings, account_key_file: keyFile, upload }, essential: true }] });
+  const tg = await startTestGateway({ dir, ...(opts.logger ? { logger: opts.logger } : {}), ...(opts.root ? { plugins: ["root"] } : {}), extraPlugins: [{ module, settings: { account_name: "edgelocal", ...settings, account_key_file: keyFile, upload }, essential: true }] });
   const account = (settings["account_name"] as string | undefined) ?? "edgelocal";
   const c = gatewayBlobClient({ host: "localhost", port: tg.port("https"), ca: tg.caPem, account, key });
   return {
