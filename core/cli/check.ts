@@ -18,6 +18,12 @@ export interface CheckLine {
 }
 
 const DAY = 24 * 60 * 60 * 1000;
+/**
+ * Certificates (server, edge CA, trusted roots) closer to expiry than this are a warning: six weeks leave time
+ * to renew or roll a root over (docs/pki.md). The gateway renews its server certificate itself at 2/3 of its
+ * lifetime when it holds its edge CA, so a warning here means renewal is not happening.
+ */
+export const EXPIRY_WARN_DAYS = 42;
 /** SAS tokens tolerate 5 minutes of skew; warn well before that. */
 const CLOCK_WARN_MS = 60_000;
 const CLOCK_FAIL_MS = 300_000;
@@ -69,11 +75,14 @@ function checkCertificates(config: StrataConfig): CheckLine[] {
     return [{ verdict: "fail", what: "certificate", detail: `tls.cert_file ${config.tls.cert_file}: ${(err as Error).message}; point it at a PEM certificate` }];
   }
   lines.push(checkSecret(config.tls.key_file, "tls.key_file"));
-  const left = Date.parse(cert.validTo) - Date.now();
-  const days = Math.floor(left / DAY);
-  if (left <= 0) lines.push({ verdict: "fail", what: "certificate", detail: `expired on ${cert.validTo}; issue a new server certificate` });
-  else if (left < 30 * DAY) lines.push({ verdict: "warn", what: "certificate", detail: `expires in ${days} days (${cert.validTo}); renew it before then` });
-  else lines.push({ verdict: "ok", what: "certificate", detail: `valid for ${days} more days` });
+  lines.push(expiryLine("certificate", "server certificate", cert, "issue a new server certificate (strata pki issue-server)"));
+  if (config.tls.edge_ca_cert_file) {
+    try {
+      lines.push(expiryLine("certificate", "edge CA", new X509Certificate(readFileSync(config.tls.edge_ca_cert_file)), "issue this gateway a new edge CA (docs/pki.md)"));
+    } catch (err) {
+      lines.push({ verdict: "fail", what: "certificate", detail: `tls.edge_ca_cert_file ${config.tls.edge_ca_cert_file}: ${(err as Error).message}` });
+    }
+  }
   const host = config.hostname;
   const covers = isIP(host) ? cert.checkIP(host) : cert.checkHost(host);
   lines.push(covers
@@ -85,10 +94,24 @@ function checkCertificates(config: StrataConfig): CheckLine[] {
     lines.push(count > 0
       ? { verdict: "ok", what: "trust", detail: `trust bundle holds ${count} certificate(s)` }
       : { verdict: "fail", what: "trust", detail: `tls.ca_file ${config.tls.ca_file} holds no PEM certificate` });
+    for (const pem of bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+      const root = new X509Certificate(pem);
+      const line = expiryLine("trust", `trusted root ${root.subject.replace(/\n/g, ", ")}`, root, "roll the root over (docs/pki.md)");
+      if (line.verdict !== "ok") lines.push(line);
+    }
   } catch (err) {
     lines.push({ verdict: "fail", what: "trust", detail: `tls.ca_file: ${(err as Error).message}` });
   }
   return lines;
+}
+
+/** ok, warn (within EXPIRY_WARN_DAYS) or fail (expired) for one certificate. */
+function expiryLine(what: string, label: string, cert: X509Certificate, fix: string): CheckLine {
+  const left = Date.parse(cert.validTo) - Date.now();
+  const days = Math.floor(left / DAY);
+  if (left <= 0) return { verdict: "fail", what, detail: `${label} expired on ${cert.validTo}; ${fix}` };
+  if (left < EXPIRY_WARN_DAYS * DAY) return { verdict: "warn", what, detail: `${label} expires in ${days} days (${cert.validTo}); ${fix} before then` };
+  return { verdict: "ok", what, detail: `${label} valid for ${days} more days` };
 }
 
 async function checkPorts(config: StrataConfig): Promise<CheckLine[]> {
