@@ -8,7 +8,7 @@ import { Drain } from "./drain.js";
 import { c2dQueue, FEEDBACK, inputQueue, parseInputQueue, sinkQueue, UPSTREAM } from "./queues.js";
 import { mergePatch, TwinStore, versioned } from "./twins.js";
 import type {
-  Attachment, DeliveryOutcome, DeviceLink, EndpointConsumer, Hub, IngestResult, MethodRequest, MethodResult, Twin,
+  Attachment, DeliveryOutcome, DeviceLink, EndpointConsumer, ForwardHandler, Hub, IngestResult, MethodRequest, MethodResult, Twin,
 } from "./types.js";
 
 export interface HubOptions {
@@ -61,6 +61,7 @@ export class CoreHub implements Hub {
   private readonly links = new Map<IdentityId, Connected>();
   private readonly consumers = new Map<string, Drain>();
   private readonly sinks = new Set<string>();
+  private readonly forwardHandlers: ForwardHandler[] = [];
   private readonly twins: TwinStore;
   private readonly now: () => number;
   private readonly unsubscribe: () => void;
@@ -117,11 +118,26 @@ export class CoreHub implements Hub {
       throw new StrataError("STRATA_HUB_SOURCE_MISMATCH", `message ${message.id} claims source ${message.source} but arrived for ${principal.id}`);
     }
     if (this.ready) await this.ready;
-    const copy: Message = { ...message };
-    const endpoints = this.route(copy, false);
-    const result = await this.enqueue(copy, endpoints);
+    let result: IngestResult | undefined;
+    for (const h of this.forwardHandlers) {
+      result = await h.take?.(principal, message);
+      if (result) break;
+    }
+    if (!result) {
+      const copy: Message = { ...message };
+      result = await this.enqueue(copy, this.route(copy, false));
+    }
     this.counters.forwarded++;
+    for (const h of this.forwardHandlers) h.accepted?.(message);
     return result;
+  }
+
+  addForwardHandler(handler: ForwardHandler): () => void {
+    this.forwardHandlers.push(handler);
+    return () => {
+      const i = this.forwardHandlers.indexOf(handler);
+      if (i >= 0) this.forwardHandlers.splice(i, 1);
+    };
   }
 
   /** Routes the message, sets its priority (and, at the origin, its deadline); returns queue names. */

@@ -79,6 +79,16 @@ export interface IngestResult {
   endpoints: string[];
 }
 
+/**
+ * A system handler on the path of messages forwarded from child gateways (metrics state, trace watermarks).
+ * `take` may handle a message itself — it is then not routed — by returning its result; `accepted` is told
+ * of every forwarded message the hub accepted, taken or routed.
+ */
+export interface ForwardHandler {
+  take?(principal: Principal, message: Message): Promise<IngestResult | undefined> | undefined;
+  accepted?(message: Message): void;
+}
+
 /** The hub: the one place messages, twins and methods go through. Heads and the upstream link use it. */
 export interface Hub {
   /**
@@ -89,6 +99,8 @@ export interface Hub {
   ingest(principal: Principal, message: InboundMessage): Promise<IngestResult>;
   /** A message that already has a Strata id (from a child gateway): kept as is, deduplicated by its id. */
   forward(principal: Principal, message: Message): Promise<IngestResult>;
+  /** Adds a system handler to the forward path (see ForwardHandler); returns its removal. */
+  addForwardHandler(handler: ForwardHandler): () => void;
 
   /** A connected device. Replaces (closes) an earlier link of the same identity. May throw STRATA_HUB_MAX_CLIENTS. */
   attach(link: DeviceLink): Attachment;

@@ -14,7 +14,6 @@ export const PLUGIN_NAME = "metrics";
 /** The root remembers this many recent arrivals for `strata trace` (a Map entry each: cheap). */
 const ROOT_ARRIVALS = 10_000;
 
-type Forward = Hub["forward"];
 
 /**
  * `/metrics` (Prometheus text), `/status` (HTML) and the tree API on the HTTPS front; every gateway sends its
@@ -131,27 +130,17 @@ export class MetricsPlugin implements Plugin {
 
   /**
    * Every message forwarded from a child passes here: trace watermarks are bumped, and gateway states take
-   * the reserved route (up at a middle hop, into the tree store at the root). The hub has no hook for this
-   * yet, so the plugin wraps this hub's forward() and puts it back on stop.
+   * the reserved route (up at a middle hop, into the tree store at the root).
    */
   private interceptForward(): void {
     if (this.restoreForward) return;
-    const hub = this.hub as Hub & { forward: Forward };
-    const own = Object.prototype.hasOwnProperty.call(hub, "forward");
-    const original: Forward = hub.forward;
-    const wrapped: Forward = async (principal, message) => {
-      const result = isStateMessage(message) && message.source === principal.id && this.identities.get(principal.id)?.edge
-        ? await this.takeState(principal, message)
-        : await original.call(hub, principal, message);
-      this.noteAccepted(message.id);
-      return result;
-    };
-    hub.forward = wrapped;
-    this.restoreForward = () => {
-      if (hub.forward !== wrapped) return;
-      if (own) hub.forward = original;
-      else delete (hub as Partial<Hub>).forward;
-    };
+    this.restoreForward = this.hub.addForwardHandler({
+      take: (principal, message) =>
+        isStateMessage(message) && message.source === principal.id && this.identities.get(principal.id)?.edge
+          ? this.takeState(principal, message)
+          : undefined,
+      accepted: (message) => this.noteAccepted(message.id),
+    });
   }
 
   private async takeState(principal: Principal, message: Message): Promise<IngestResult> {

@@ -101,7 +101,7 @@ describe("metrics: a 5-gateway chain seen from the root", () => {
     const { code, out } = await cli(root, treeCommand, ["--check"]);
     assert.equal(code, 1, out);
     assert.match(out, /^gw4: fail/m);
-    assert.match(out, /fail\s+certificate\s+expired on .*; issue a new server certificate/);
+    assert.match(out, /fail\s+certificate\s+server certificate expired on .*; issue a new server certificate/);
     assert.match(out, /^gw3: (ok|warn)/m);
   });
 });
