@@ -63,7 +63,7 @@ export interface Located {
 }
 
 export const DEFAULT_REMOVABLE_ROOTS = ["/media", "/run/media", "/mnt"] as const;
-export const DEFAULT_FIXED = ["/boot/firmware/strata-provision.toml", "/boot/strata-provision.toml", "/etc/strata/provision.toml"] as const;
+export const DEFAULT_FIXED = ["/boot/efi/strata-provision.toml", "/boot/firmware/strata-provision.toml", "/boot/strata-provision.toml", "/etc/strata/provision.toml"] as const;
 
 /** Finds the provisioning file: --file, then `strata.provision=` on the kernel command line, a USB stick, the boot partition, the image. */
 export function locateProvisioningFile(o: LocateOptions = {}): Located | undefined {

@@ -38,7 +38,6 @@ test("the .deb installs into an mmdebstrap chroot of Debian bookworm and strata 
   // 3. Bootstrap, install, check as the gateway's user.
   const script = [
     "set -e",
-    "dpkg -i /tmp/strata.deb",
     "chown -R strata:strata /etc/strata",
     "echo strata-units: $(ls /lib/systemd/system | grep strata | tr '\\n' ' ')",
     "su -s /bin/sh strata -c 'strata check --config /etc/strata/strata.toml' && echo strata-check-exit=0 || echo strata-check-exit=$?",
@@ -51,7 +50,8 @@ test("the .deb installs into an mmdebstrap chroot of Debian bookworm and strata 
     `--customize-hook=copy-in ${deb} /tmp`,
     `--customize-hook=mv "$1/tmp/${deb.split("/").pop()}" "$1/tmp/strata.deb"`,
     `--customize-hook=copy-in ${join(work, "inside.sh")} /tmp`,
-    `--customize-hook=copy-in ${etc}/. /etc/strata`,
+    `--customize-hook=chroot "$1" dpkg -i /tmp/strata.deb`,
+    `--customize-hook=copy-in ${join(etc, "strata.toml")} ${join(etc, "owner.key")} ${join(etc, "pki")} /etc/strata`,
     `--customize-hook=chroot "$1" sh /tmp/inside.sh`,
     "bookworm", "/dev/null",
   ], { encoding: "utf8", env, timeout: 240_000 });
