@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import tls from "node:tls";
-import { once } from "node:events";
+import { EventEmitter, once } from "node:events";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
@@ -69,21 +69,38 @@ export function gatewayBlobClient(opts: { host: string; port: number; ca: string
   return { client, url, close: () => undefined };
 }
 
-/** An HTTP proxy in front of Azurite that counts requests by kind and can drop every connection (an outage). */
+/** An HTTP proxy in front of Azurite that counts requests by kind and can drop or hold them (an outage, a stall). */
 export interface CountingProxy {
   port: number;
-  counts: { putBlock: number; putBlockList: number; other: number };
+  counts: { putBlock: number; putBlockDone: number; putBlockList: number; other: number };
   /** While true, every request's socket is destroyed without an answer. */
   down: boolean;
+  /** While true, new requests are parked unanswered (a stalled upstream); release() drops them. */
+  hold: boolean;
+  /** Sets `hold` once this many Put Block answers went back. */
+  holdAfterPutBlocks?: number;
+  /** Requests forwarded and not yet answered. */
+  inflight: number;
+  /** "parked" when a request is held; "idle" when nothing is in flight; "putBlockDone". */
+  events: EventEmitter;
+  release(): void;
   close(): Promise<void>;
 }
 
 export async function countingProxy(targetPort: number): Promise<CountingProxy> {
   const agent = new http.Agent({ keepAlive: true });
+  const parked: http.IncomingMessage[] = [];
   const self: CountingProxy = {
     port: 0,
-    counts: { putBlock: 0, putBlockList: 0, other: 0 },
+    counts: { putBlock: 0, putBlockDone: 0, putBlockList: 0, other: 0 },
     down: false,
+    hold: false,
+    inflight: 0,
+    events: new EventEmitter(),
+    release() {
+      this.hold = false;
+      for (const r of parked.splice(0)) r.socket.destroy();
+    },
     close: async () => {
       agent.destroy();
       server.closeAllConnections();
@@ -95,15 +112,40 @@ export async function countingProxy(targetPort: number): Promise<CountingProxy> 
       req.socket.destroy();
       return;
     }
+    if (self.hold) {
+      parked.push(req);
+      self.events.emit("parked");
+      return;
+    }
     const q = req.url ?? "";
-    if (req.method === "PUT" && /[?&]comp=block(&|$)/.test(q)) self.counts.putBlock++;
+    const isBlock = req.method === "PUT" && /[?&]comp=block(&|$)/.test(q);
+    if (isBlock) self.counts.putBlock++;
     else if (req.method === "PUT" && /[?&]comp=blocklist/.test(q)) self.counts.putBlockList++;
     else self.counts.other++;
+    self.inflight++;
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      if (--self.inflight === 0) self.events.emit("idle");
+    };
     const up = http.request({ host: "127.0.0.1", port: targetPort, method: req.method, path: req.url, headers: req.headers, agent }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
+      r.on("end", () => {
+        if (isBlock && r.statusCode === 201) {
+          self.counts.putBlockDone++;
+          if (self.holdAfterPutBlocks !== undefined && self.counts.putBlockDone >= self.holdAfterPutBlocks) self.hold = true;
+          self.events.emit("putBlockDone");
+        }
+        settle();
+      });
     });
-    up.on("error", () => res.destroy());
+    up.on("error", () => {
+      res.destroy();
+      settle();
+    });
+    req.on("aborted", () => up.destroy());
     req.pipe(up);
   });
   server.listen(0, "127.0.0.1");
@@ -111,4 +153,3 @@ export async function countingProxy(targetPort: number): Promise<CountingProxy> 
   self.port = (server.address() as AddressInfo).port;
   return self;
 }
-
