@@ -9,7 +9,6 @@ export interface BenchModule {
 export const SCENARIOS: Record<string, () => Promise<BenchModule>> = {
   store: () => import("./store.bench.js"),
   mqtt: () => import("./mqtt.bench.js"),
-  registry: () => import("./registry.bench.js"),
   amqp: () => import("./amqp.bench.js"),
   registry: () => import("./registry.bench.js"),
   translation: () => import("./translation.bench.js"),
