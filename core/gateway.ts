@@ -164,7 +164,7 @@ export class Gateway {
       undo.unshift(async () => provisioning.stop());
 
       // The upstream link (core/upstream), a child only: drains $upstream to the parent over one AMQP connection.
-      const upstream = upstreamFromConfig(config, ca, identities, logger.child({ area: "upstream" }));
+      const upstream = upstreamFromConfig(config, ca, identities, logger.child({ area: "upstream" }), { localHub: hub });
       gatewayUpstream = upstream;
       if (upstream) {
         const unconsume = hub.consume(UPSTREAM, upstream);

@@ -7,8 +7,10 @@ import type { Lease, Store } from "../store/types.js";
 import { Drain } from "./drain.js";
 import { c2dQueue, FEEDBACK, inputQueue, parseInputQueue, sinkQueue, UPSTREAM } from "./queues.js";
 import { mergePatch, TwinStore, versioned } from "./twins.js";
+import { diffProperties, PendingReported, type TwinDocument, type TwinParent } from "./twin-sync.js";
 import type {
-  Attachment, DeliveryOutcome, DeviceLink, EndpointConsumer, ForwardHandler, Hub, IngestResult, MethodRequest, MethodResult, Twin,
+  Attachment, C2DOutcome, DeliveryOutcome, DeviceLink, EndpointConsumer, ForwardHandler, Hub, IngestResult, MethodRequest, MethodResult,
+  Twin, TwinProperties,
 } from "./types.js";
 
 export interface HubOptions {
@@ -63,6 +65,9 @@ export class CoreHub implements Hub {
   private readonly sinks = new Set<string>();
   private readonly forwardHandlers: ForwardHandler[] = [];
   private readonly twins: TwinStore;
+  private readonly pendingReported: PendingReported;
+  private readonly linkWatchers = new Set<(id: IdentityId) => void>();
+  private twinParent: TwinParent | undefined;
   private readonly now: () => number;
   private readonly unsubscribe: () => void;
   private warnedNoSink = false;
@@ -75,6 +80,7 @@ export class CoreHub implements Hub {
 
   constructor(private readonly opts: HubOptions) {
     this.twins = new TwinStore(opts.store.kv<Twin>("twins"));
+    this.pendingReported = new PendingReported(opts.store.kv("twin-pending"));
     this.now = opts.now ?? Date.now;
     this.unsubscribe = opts.identities.on((e) => this.onIdentityEvent(e));
     if (opts.startPaused) this.ready = new Promise<void>((resolve) => { this.release = resolve; });
@@ -224,9 +230,12 @@ export class CoreHub implements Hub {
     const entry: Connected = { link, drains: new Map() };
     this.links.set(id, entry);
     this.refreshDrains(id, entry);
+    this.linksChanged(id);
     return {
       changed: () => {
-        if (this.links.get(id) === entry) this.refreshDrains(id, entry);
+        if (this.links.get(id) !== entry) return;
+        this.refreshDrains(id, entry);
+        this.linksChanged(id);
       },
       detach: () => {
         if (this.links.get(id) === entry) this.detach(id, entry);
@@ -253,6 +262,122 @@ export class CoreHub implements Hub {
     for (const d of entry.drains.values()) void d.stop();
     entry.drains.clear();
     if (closeReason) entry.link.close(closeReason);
+    this.linksChanged(id);
+  }
+
+  // ---- downward traffic through a child gateway (core/upstream mirrors these links to the parent) ----------
+
+  /**
+   * Called with an identity whenever its link here attached, changed what it accepts, or went away; the
+   * upstream link of a child opens or closes that identity's links at the parent to match. Returns the removal.
+   */
+  watchLinks(listener: (id: IdentityId) => void): () => void {
+    this.linkWatchers.add(listener);
+    return () => this.linkWatchers.delete(listener);
+  }
+
+  /** The link an identity holds here now, if any. */
+  linkOf(id: IdentityId): DeviceLink | undefined {
+    return this.links.get(id)?.link;
+  }
+
+  connectedIds(): IdentityId[] {
+    return [...this.links.keys()];
+  }
+
+  private linksChanged(id: IdentityId): void {
+    for (const listener of this.linkWatchers) {
+      try {
+        listener(id);
+      } catch (err) {
+        this.opts.logger.error({ err, identity: id }, "link watcher failed");
+      }
+    }
+  }
+
+  /**
+   * A C2D message that came down from the parent, handed to the device now, not queued: the parent holds it
+   * durably and retries, and the device's settlement travels back up. Not connected here → abandoned.
+   */
+  async deliverC2DNow(id: IdentityId, message: Message): Promise<C2DOutcome> {
+    const link = this.links.get(id)?.link;
+    if (!link || !link.accepts("c2d")) return "abandoned";
+    return link.deliverC2D(message);
+  }
+
+  /** On a child: where twin reads and reported patches go first (the upstream link); undefined on the root. */
+  setTwinParent(parent: TwinParent | undefined): void {
+    this.twinParent = parent;
+  }
+
+  /**
+   * A desired patch from the parent, with the root's `$version`: cached and passed to the device. A version
+   * this layer already has is ignored (reconciliation and the live patch may both bring it).
+   */
+  async applyDesired(id: IdentityId, patch: TwinProperties): Promise<void> {
+    let applied = false;
+    await this.twins.update(id, (t) => {
+      if (!(patch.$version > t.properties.desired.$version)) return;
+      mergePatch(t.properties.desired, patch);
+      t.properties.desired.$version = patch.$version;
+      applied = true;
+    });
+    const link = this.links.get(id)?.link;
+    if (applied && link?.accepts("desired")) link.desiredPatch(patch);
+  }
+
+  /**
+   * Takes the parent's twin into this layer's cache. Reported patches still waiting to go up stay on top of
+   * it. With `notify`, a desired state that differs from the cached one reaches the device as one patch (the
+   * changes it missed while this gateway was cut off).
+   */
+  async reconcileTwin(id: IdentityId, parent: TwinDocument, notify: boolean): Promise<void> {
+    const pending = await this.pendingReported.get(id);
+    let missed: TwinProperties | undefined;
+    await this.twins.update(id, (t) => {
+      const cached = t.properties.desired;
+      if (parent.desired.$version !== cached.$version) {
+        const diff = diffProperties(cached, parent.desired);
+        if (Object.keys(diff).length > 0) missed = versioned(diff, parent.desired.$version);
+      }
+      t.properties.desired = structuredClone(parent.desired);
+      const reported = structuredClone(parent.reported);
+      if (pending) mergePatch(reported, pending.patch);
+      t.properties.reported = reported;
+      if (parent.version !== undefined) t.version = parent.version - 1; // update() adds one
+    });
+    const link = this.links.get(id)?.link;
+    if (notify && missed && link?.accepts("desired")) {
+      this.opts.logger.info({ identity: id, version: missed.$version }, "desired properties reconciled with the parent");
+      link.desiredPatch(missed);
+    }
+  }
+
+  /**
+   * Sends the reported patches waiting for `id` (all identities when omitted) to the parent, oldest merged
+   * first; resolves with the parent's last reported `$version`, or undefined while it cannot be reached.
+   */
+  async flushReported(id?: IdentityId): Promise<number | undefined> {
+    const parent = this.twinParent;
+    if (!parent) return undefined;
+    if (id === undefined) {
+      for (const each of await this.pendingReported.ids()) await this.flushReported(each);
+      return undefined;
+    }
+    for (let round = 0; round < 5; round++) {
+      const pending = await this.pendingReported.get(id);
+      if (!pending) return undefined;
+      const version = await parent.patchReported(id, pending.patch);
+      if (version === undefined) return undefined;
+      if (await this.pendingReported.settle(id, pending.seq)) {
+        await this.twins.update(id, (t) => {
+          t.properties.reported.$version = version;
+        });
+        this.opts.logger.debug({ identity: id, version }, "reported properties synced to the parent");
+        return version;
+      }
+    }
+    return undefined;
   }
 
   /** Starts the drains a link now accepts: its C2D queue and its module-input queues. */
@@ -360,16 +485,36 @@ export class CoreHub implements Hub {
 
   // ---- twins -------------------------------------------------------------------------------------------
 
-  getTwin(id: IdentityId): Promise<Twin> {
+  /** On a child the parent's twin is fetched (and cached) when it can be; the cache answers while offline. */
+  async getTwin(id: IdentityId): Promise<Twin> {
+    const parent = id === this.opts.self ? undefined : this.twinParent;
+    if (parent) {
+      const fresh = await parent.getTwin(id).catch((err: unknown) => {
+        this.opts.logger.debug({ err, identity: id }, "twin not read from the parent; answering from the cache");
+        return undefined;
+      });
+      if (fresh) await this.reconcileTwin(id, fresh, false);
+    }
     return this.twins.get(id);
   }
 
+  /**
+   * On a child the patch is cached, kept durably until the parent has it and sent up at once when connected
+   * (the answer is then the parent's version); while cut off it answers with the cache's version and the patch
+   * goes up on reconnect.
+   */
   async patchReported(id: IdentityId, patch: Record<string, unknown>): Promise<number> {
     const twin = await this.twins.update(id, (t) => {
       mergePatch(t.properties.reported, patch);
       t.properties.reported.$version += 1;
     });
-    return twin.properties.reported.$version;
+    if (!this.twinParent || id === this.opts.self) return twin.properties.reported.$version;
+    await this.pendingReported.add(id, patch);
+    const synced = await this.flushReported(id).catch((err: unknown) => {
+      this.opts.logger.warn({ err, identity: id }, "reported patch not synced; kept for the next connection");
+      return undefined;
+    });
+    return synced ?? twin.properties.reported.$version;
   }
 
   async patchDesired(id: IdentityId, patch: Record<string, unknown>, tags?: Record<string, unknown>): Promise<Twin> {

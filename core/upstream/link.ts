@@ -10,6 +10,7 @@ import type { IdentityId } from "../message.js";
 import type { Lease } from "../store/types.js";
 import { CbsChannel } from "./cbs.js";
 import { toAmqpMessage } from "./convert.js";
+import { DownwardLinks, type DownwardHub } from "./downward.js";
 import { abandon, describeError, dial, dialAddress, type DialTarget } from "./dial.js";
 import { outcomeForRefusal } from "./refusals.js";
 import { IdentitySender, type Settlement } from "./sender.js";
@@ -27,6 +28,11 @@ export interface UpstreamLinkOptions {
   key: string | (() => string);
   identities: Pick<Identities, "authChain">;
   logger: Logger;
+  /**
+   * The gateway's hub: with it the link also carries traffic DOWN (methods, C2D, desired patches) for every
+   * identity connected here, and twin reads / reported patches go up through the parent (downward.ts).
+   */
+  localHub?: DownwardHub;
   /** Lifetime of each put token; renewed at 80 % of it. Default 3600 s. */
   tokenTtlSecs?: number;
   /** One connect (dial + open + put-token) may take this long. Default 10 s. */
@@ -70,6 +76,8 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
   private running: Promise<void> | undefined;
   private idleSweep: NodeJS.Timeout | undefined;
   private snapshot: UpstreamState;
+  /** Downward traffic (methods, C2D, twins) for the identities connected here; set when a hub was given. */
+  readonly downward: DownwardLinks | undefined;
 
   constructor(private readonly opts: UpstreamLinkOptions) {
     this.batchSize = opts.batchSize ?? 200;
@@ -83,6 +91,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
       containerId: opts.self,
       idleTimeoutMs: opts.idleTimeoutMs ?? 20_000,
     };
+    this.downward = opts.localHub ? new DownwardLinks({ self: opts.self, hub: opts.localHub, identities: opts.identities, logger: opts.logger }) : undefined;
     this.snapshot = {
       status: "offline", since: this.now(),
       parent: opts.parent.address && opts.parent.address !== opts.parent.hostname ? `${opts.parent.hostname} (${opts.parent.address})` : opts.parent.hostname,
@@ -95,6 +104,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
   /** Starts connecting in the background; never throws (failures show in `state()` and the log). */
   start(): void {
     if (this.stopController.signal.aborted) return;
+    this.downward?.start();
     this.running ??= this.connectLoop();
     const idleMs = this.opts.idleLinkMs ?? 60_000;
     this.idleSweep ??= setInterval(() => this.closeIdleLinks(idleMs), Math.max(1000, idleMs / 2));
@@ -105,6 +115,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
   async stop(): Promise<void> {
     this.stopController.abort();
     clearInterval(this.idleSweep);
+    this.downward?.stop();
     if (this.live) this.drop(this.live, "gateway stopping");
     await this.running;
     this.setStatus("stopped");
@@ -181,6 +192,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
         this.live = live;
         this.setStatus("connected", { transport: live.transport, failedAttempts: 0 });
         this.opts.logger.info({ parent: dialAddress(this.target, live.transport), transport: live.transport }, "upstream link connected");
+        this.downward?.connected(live.connection);
         await live.closed;
         this.live = undefined;
         if (signal.aborted) break;
@@ -287,6 +299,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     live.cbs.close();
     for (const sender of live.senders.values()) sender.fail({ kind: "lost", reason });
     live.senders.clear();
+    if (this.live === live || this.live === undefined) this.downward?.disconnected();
     abandon(live.connection);
     live.markClosed();
   }

@@ -8,6 +8,8 @@ import type { OutboundLink } from "./outbound.js";
 
 export const METHOD_NAME_PROPERTY = "IoThub-methodname";
 export const METHOD_STATUS_PROPERTY = "IoThub-status";
+/** Method requests to a gateway acting for the device carry the caller's timeout (seconds); core reads it. */
+export const METHOD_TIMEOUT_ANNOTATION = "x-opt-strata-method-timeout";
 
 /** The AMQP links one identity holds on one connection; the hub sees them as one DeviceLink. */
 export class AmqpDeviceLink implements DeviceLink {
@@ -62,7 +64,8 @@ export class AmqpDeviceLink implements DeviceLink {
     const link = this.c2d;
     if (!link || link.closed) return "abandoned";
     // IoT Hub: accepted = complete, rejected = reject, released (or modified) = abandon.
-    const outcome = await link.send(amqpFromMessage(message));
+    // A gateway acting for the device gets Strata's annotations too (the message id survives every hop).
+    const outcome = await link.send(amqpFromMessage(message, { strata: this.principal.method === "on-behalf-of" }));
     if (outcome === "accepted") return "completed";
     if (outcome === "rejected") return "rejected";
     return "abandoned";
@@ -97,6 +100,8 @@ export class AmqpDeviceLink implements DeviceLink {
       link.send({
         correlation_id: rid,
         application_properties: { [METHOD_NAME_PROPERTY]: request.methodName },
+        // A gateway below passes the caller's timeout on to its own hub (core/upstream/downward.ts).
+        ...(this.principal.method === "on-behalf-of" ? { message_annotations: { [METHOD_TIMEOUT_ANNOTATION]: request.responseTimeoutInSeconds } } : {}),
         body: jsonBody(request.payload ?? null),
       }).then((outcome) => {
         if (outcome === "closed") finish(notConnected(this.principal.id));
