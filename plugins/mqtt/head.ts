@@ -241,6 +241,7 @@ export class MqttHead {
       () => {
         if (conn.link.closed) return; // gone meanwhile: no PUBACK to send; the device republishes
         consume(packet);
+        corkedThisTick(client);
         done(null);
       },
       (err: unknown) => {
@@ -471,3 +472,14 @@ function peerChain(client: Client): Buffer[] {
 }
 
 export type { AedesPublishPacket };
+
+/**
+ * One group commit resolves many publishes in the same tick: cork the client's stream until the next tick so
+ * their PUBACKs leave in one write (one TLS record) instead of one write each.
+ */
+function corkedThisTick(client: Client): void {
+  const stream = (client as unknown as { conn?: NodeJS.WritableStream & { cork?: () => void; uncork?: () => void; writableCorked?: number } }).conn;
+  if (!stream?.cork || !stream.uncork || stream.writableCorked) return;
+  stream.cork();
+  process.nextTick(() => stream.uncork!());
+}
