@@ -26,7 +26,11 @@ export interface TreeSpec {
   /** First three octets of the gateways' addresses, e.g. "127.77.1": the n-th gateway gets 127.77.1.(n+1). */
   subnet: string;
   /** Gateways, root first (no parent). */
-  gateways: { id: string; parent?: string; transport?: "amqps" | "wss" | "auto"; plugins?: Record<string, Record<string, unknown>> }[];
+  gateways: {
+    id: string; parent?: string; transport?: "amqps" | "wss" | "auto"; plugins?: Record<string, Record<string, unknown>>;
+    /** The AMQP port this child dials on its parent's address (default 5671): a link proxy's port (test/support/link-proxy.ts). */
+    parentAmqpPort?: number;
+  }[];
   /** Leaf devices (SAS) and the gateway each connects to. */
   leaves?: { id: string; gateway: string }[];
   hub?: string;
@@ -211,7 +215,7 @@ export async function buildTree(spec: TreeSpec): Promise<Tree> {
     };
     if (parent) {
       config.identity = { key_file: join(gdir, "identity.key") };
-      config.parent = { hostname: parent.address, amqp_port: 5671, https_port: 443, transport: g.transport ?? "amqps" };
+      config.parent = { hostname: parent.address, amqp_port: g.parentAmqpPort ?? 5671, https_port: 443, transport: g.transport ?? "amqps" };
     } else {
       writeFileSync(join(gdir, "owner.key"), generateKey(), { mode: 0o600 });
       config.service = { owner_key_file: join(gdir, "owner.key") };
