@@ -12,6 +12,7 @@ export const SCENARIOS: Record<string, () => Promise<BenchModule>> = {
   amqp: () => import("./amqp.bench.js"),
   registry: () => import("./registry.bench.js"),
   translation: () => import("./translation.bench.js"),
+  blob: () => import("./blob.bench.js"),
   hop: () => import("./hop.bench.js"),
 };
 
