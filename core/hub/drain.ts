@@ -27,6 +27,7 @@ export class Drain {
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
   private backoffMs = 0;
+  private pendingAck: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: DrainOptions) {}
 
@@ -39,6 +40,7 @@ export class Drain {
   async stop(): Promise<void> {
     this.abort.abort();
     await this.running;
+    await this.pendingAck;
   }
 
   private async loop(): Promise<void> {
@@ -51,6 +53,7 @@ export class Drain {
         continue;
       }
       const outcomes = await this.deliverSafely(leases, signal);
+      await this.pendingAck;
       const retry = await this.settle(leases, outcomes);
       if (retry) await this.backoff(signal);
       else this.backoffMs = 0;
@@ -85,9 +88,28 @@ export class Drain {
         await queue.deadLetter(lease, reason);
       }
     }
-    if (delivered.length) await queue.ack(delivered);
+    if (delivered.length) this.ackBehind(delivered);
     if (retry.length) queue.release(retry);
     return retry.length > 0;
+  }
+
+  /**
+   * The ack (a durable write) overlaps the next batch's delivery instead of blocking it: acked messages stay
+   * leased until it lands, so none is handed out twice, and at most one ack is outstanding. A failed ack
+   * releases them: they are delivered again (at least once), never lost.
+   */
+  private ackBehind(delivered: Lease[]): void {
+    const { queue, logger } = this.opts;
+    const previous = this.pendingAck;
+    this.pendingAck = (async () => {
+      await previous;
+      try {
+        await queue.ack(delivered);
+      } catch (err) {
+        logger.warn({ err, endpoint: queue.endpoint, count: delivered.length }, "ack failed; messages will be delivered again");
+        queue.release(delivered);
+      }
+    })();
   }
 
   private async backoff(signal: AbortSignal): Promise<void> {
