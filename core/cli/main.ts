@@ -20,7 +20,8 @@ import { backupCommand, BACKUP_USAGE } from "./backup.js";
 const USAGE = `strata — a nested IoT gateway
 
   strata start [--config <file>] [--address <127.0.0.N>]   run the gateway (no config: a root on localhost)
-  strata check [--config <file>]                            check config, certificates, ports, store, parent, clock
+  strata check [--config <file>] [--tree]                   check config, certificates, ports, store, parent, clock
+                                                            (--tree: every gateway below, from the root)
   strata identity add|list|show|remove …                    manage identities (see 'strata help identity')
   strata child add|install|list …                           set up child gateways (see 'strata help child')
   strata pki init|issue-edge-ca|issue-server|issue-device|show|trust-bundle   certificates (see 'strata help pki')
@@ -38,7 +39,10 @@ export async function main(argv: readonly string[], out: Output = consoleOutput)
   try {
     switch (command) {
       case "start": return await startCommand(flagsOf(rest), out);
-      case "check": return await checkCommand(flagsOf(rest), out);
+      case "check":
+        // The whole tree is seen from the root by the plugin that collects every gateway's state (`tree --check`).
+        if (rest.includes("--tree")) return await runPluginCommand(["tree", "--check", ...rest.filter((a) => a !== "--tree")], out);
+        return await checkCommand(flagsOf(rest), out);
       case "identity": return await identityCommand(rest, out);
       case "child": return await childCommand(rest, out);
       case "pki": return await pkiCommand(rest, out);
