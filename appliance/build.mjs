@@ -8,7 +8,8 @@
 //   --out <dir>          default appliance/out
 //   --fast               no tarball and an uncompressed .deb (the CI test's chroot install)
 import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -24,7 +25,9 @@ const version = pkg.version;
 const nodeVersion = JSON.parse(readFileSync(join(repo, "node_modules/node/package.json"), "utf8")).version;
 const out = resolve(values.out ?? join(repo, "appliance/out"));
 const cache = join(repo, "appliance/.cache");
-const stage = join(out, `stage-${arch}`);
+// Staging lives outside the repository: tsc's include covers appliance/, and staged node_modules hold .d.ts files.
+const stage = mkdtempSync(join(tmpdir(), `strata-appliance-${arch}-`));
+process.on("exit", () => rmSync(stage, { recursive: true, force: true }));
 const lib = join(stage, "root/usr/lib/strata");
 const app = join(lib, "app");
 const started = Date.now();
@@ -43,7 +46,7 @@ function run(cmd, args, opts = {}) {
   return r;
 }
 
-rmSync(stage, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
 mkdirSync(join(lib, "bin"), { recursive: true });
 mkdirSync(cache, { recursive: true });
 
@@ -51,8 +54,7 @@ mkdirSync(cache, { recursive: true });
 let dist = values.dist && resolve(values.dist);
 if (!dist) {
   step("compiling (tsc)");
-  dist = join(out, "dist");
-  rmSync(dist, { recursive: true, force: true });
+  dist = join(stage, "dist");
   const r = spawnSync(join(repo, "node_modules/.bin/tsc"), ["-p", repo, "--outDir", dist, "--sourceMap", "false", "--declaration", "false"], { stdio: "inherit" });
   if (!existsSync(join(dist, "core/cli/main.js"))) fail(`tsc produced no core/cli/main.js (exit ${r.status})`);
 }

@@ -10,7 +10,7 @@
 // Output: appliance/out/strata-<version>-<arch>.img. Options: --arch amd64|arm64, --size <MiB> (root, default
 // 2048), --deb <file>, --out <dir>, --mirror <url>. Needs: mmdebstrap, e2fsprogs, dosfstools, mtools, fdisk.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -26,7 +26,9 @@ const out = resolve(values.out ?? join(repo, "appliance/out"));
 const rootMiB = Number(values.size ?? 2048);
 const espMiB = 256;
 const started = Date.now();
-const work = join(out, `image-${arch}`);
+// The root file system is built outside the repository (tsc's include covers appliance/; mmdebstrap mounts /proc
+// in it while it runs), in /var/tmp: it is large.
+const work = mkdtempSync(join(process.env.TMPDIR ?? "/var/tmp", `strata-image-${arch}-`));
 
 function fail(msg) { console.error(`image: ${msg}`); process.exit(1); }
 function step(msg) { console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s] ${msg}`); }
@@ -39,8 +41,12 @@ function run(cmd, args, opts = {}) {
 if (process.getuid?.() !== 0) fail("run as root (mmdebstrap --mode=root writes a root-owned tree)");
 for (const c of ["mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk"]) if (spawnSync("sh", ["-c", `command -v ${c}`]).status !== 0) fail(`${c} is missing: apt-get install -y mmdebstrap e2fsprogs dosfstools mtools fdisk`);
 
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
+mkdirSync(out, { recursive: true });
+// Never remove a tree something is still mounted in (mmdebstrap's /proc, /dev/pts, /dev/shm after a crash).
+process.on("exit", () => {
+  if (readFileSync("/proc/mounts", "utf8").includes(work)) console.error(`image: ${work} still has mounts; unmount them, then remove it`);
+  else rmSync(work, { recursive: true, force: true });
+});
 
 // 1. The package.
 let deb = values.deb && resolve(values.deb);
@@ -62,7 +68,7 @@ run("mmdebstrap", [
   `--customize-hook=copy-in ${deb} /tmp`,
   `--customize-hook=chroot "$1" dpkg -i /tmp/${deb.split("/").pop()}`,
   `--customize-hook=rm "$1/tmp/${deb.split("/").pop()}"`,
-  `--customize-hook=chroot "$1" systemctl enable strata.service strata-firstboot.service systemd-networkd.service chrony.service`,
+  `--customize-hook=chroot "$1" systemctl enable strata.service strata-firstboot.service chrony.service`,
   // The ESP carries the per-device provisioning file (copied there at flashing time), readable by strata only.
   `--customize-hook=mkdir -p "$1/boot/efi" && printf 'PARTUUID=${partUuid.root} / ext4 errors=remount-ro 0 1\\nPARTUUID=${partUuid.esp} /boot/efi vfat uid=%s,gid=%s,umask=0077 0 2\\n' $(chroot "$1" id -u strata) $(chroot "$1" id -g strata) > "$1/etc/fstab"`,
   `--customize-hook=printf 'auto lo\\niface lo inet loopback\\nallow-hotplug eth0\\niface eth0 inet dhcp\\n' > "$1/etc/network/interfaces"`,

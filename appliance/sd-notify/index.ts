@@ -7,8 +7,8 @@ interface Addon {
   notify(socketPath: string, message: string): number;
 }
 
-/** Where the build puts the addon: next to the compiled index.js (appliance/build.mjs copies it there). */
-export const ADDON_FILE = join(__dirname, "sd_notify.node");
+/** Where the build puts the addon: next to the compiled index.js; STRATA_SD_NOTIFY_ADDON overrides it (tests). */
+export const ADDON_FILE = process.env.STRATA_SD_NOTIFY_ADDON ?? join(__dirname, "sd_notify.node");
 
 export interface Notifier {
   /** False outside systemd (no NOTIFY_SOCKET): every call is then a no-op. */

@@ -14,7 +14,7 @@ import type { Output } from "./output.js";
 export const PROVISION_USAGE = `strata provision run [--file <strata-provision.toml>] [--state <file>] [--retry-for <seconds>]
       first boot: register through the parent named in the provisioning file and install the answer
       (file: --file, else strata.provision=<path> on the kernel command line, else strata-provision.toml on a
-      USB stick under /media, /run/media or /mnt, else /boot[/firmware]/strata-provision.toml, else
+      USB stick under /media, /run/media or /mnt, else /boot/efi, /boot/firmware or /boot, else
       /etc/strata/provision.toml); resumable, and a no-op once done
 strata provision status [--state <file>]
       where provisioning stands (default state file: <data_dir of the file>/provision.json, /var/lib/strata/provision.json)`;
