@@ -543,9 +543,11 @@ export class CoreHub implements Hub {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<MethodResult>((resolve) => {
       timer = setTimeout(() => {
-        abort.abort();
         this.counters.methodTimeouts++;
+        // Resolve before aborting: the link answers an abort with a bare 504 in the same tick, and the race
+        // must return Strata's own timeout result (its error code tells the service API what happened).
         resolve({ status: 504, payload: { errorCode: 504101, message: `${id} did not answer ${request.methodName} within ${timeoutMs / 1000} s` } });
+        abort.abort();
       }, timeoutMs);
     });
     try {
