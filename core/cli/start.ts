@@ -18,6 +18,8 @@ export async function startCommand(flags: ConfigFlags, out: Output): Promise<num
   const logger = createLogger({ level: config.log.level });
   const gw = await Gateway.start({ config, logger });
 
+  // `--address 127.0.0.N` moves the embedded default off localhost: clients must then dial that address.
+  const host = resolved.embedded && config.listen.address !== "127.0.0.1" ? config.listen.address : config.hostname;
   const lines = [`strata ${gw.isRoot ? "root " : ""}gateway ${config.device_id} is running (${resolved.source})`];
   for (const l of gw.listeners.all()) lines.push(`  ${l.name.padEnd(6)} ${l.address}:${l.port}`);
   lines.push(`CA file to trust: ${config.tls.ca_file}`);
@@ -31,13 +33,13 @@ export async function startCommand(flags: ConfigFlags, out: Output): Promise<num
     }
     if (device.auth.type === "sas") {
       const mqtt = gw.listeners.get("mqtt");
-      const gatewayHost = mqtt && mqtt.port !== 8883 ? `${config.hostname}:${mqtt.port}` : config.hostname;
+      const gatewayHost = mqtt && mqtt.port !== 8883 ? `${host}:${mqtt.port}` : host;
       lines.push(`device connection string: ${deviceConnectionString({ hub: config.hub, deviceId: SAMPLE_DEVICE, key: device.auth.primaryKey, gatewayHostName: gatewayHost })}`);
     }
   }
   if (config.service) {
     const key = readSecret(config.service.owner_key_file, "service.owner_key_file").trim();
-    lines.push(`service connection string: ${serviceConnectionString({ hub: config.hub, policy: "iothubowner", key })}`);
+    lines.push(`service connection string: ${serviceConnectionString({ hub: resolved.embedded ? host : config.hub, policy: "iothubowner", key })}`);
   }
   out.info(lines.join("\n"));
 
