@@ -15,10 +15,13 @@ export function embeddedDefaultConfig(baseDir: string): StrataConfig {
       device_id: "strata-root",
       hostname: "localhost",
       data_dir: join(base, "data"),
+      // The development PKI's file names (core/pki DEV_PKI_FILES), so every command finds what `start` made.
       tls: {
-        cert_file: join(base, "pki", "server.crt"),
-        key_file: join(base, "pki", "server.key"),
-        ca_file: join(base, "pki", "ca.crt"),
+        cert_file: join(base, "pki", "server.chain.pem"),
+        key_file: join(base, "pki", "server.key.pem"),
+        ca_file: join(base, "pki", "trust-bundle.pem"),
+        edge_ca_cert_file: join(base, "pki", "edge-ca.cert.pem"),
+        edge_ca_key_file: join(base, "pki", "edge-ca.key.pem"),
       },
       listen: { address: "127.0.0.1", mqtt: 8883, amqp: 5671, https: 443 },
       service: { owner_key_file: join(base, "secrets", "iothubowner.key") },
