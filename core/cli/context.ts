@@ -67,3 +67,11 @@ export function ensureSecretFile(path: string): string {
   chmodSync(path, 0o600);
   return readFileSync(path, "utf8").trim();
 }
+
+/**
+ * The host clients should dial: the gateway's hostname, except when a localhost gateway was moved to another
+ * loopback address (`--address 127.0.0.N`), where "localhost" would reach the wrong one.
+ */
+export function dialHost(config: StrataConfig): string {
+  return config.hostname === "localhost" && config.listen.address !== "127.0.0.1" ? config.listen.address : config.hostname;
+}

@@ -7,7 +7,7 @@ import { deviceConnectionString, generateKey } from "../identity/sas.js";
 import type { Authentication, IdentityRecord } from "../identity/types.js";
 import { silentLogger } from "../log.js";
 import { LevelStore } from "../store/level-store.js";
-import { resolveConfig, type ConfigFlags } from "./context.js";
+import { dialHost, resolveConfig, type ConfigFlags } from "./context.js";
 import type { Output } from "./output.js";
 import { serviceApi } from "./service-client.js";
 
@@ -96,7 +96,7 @@ function printRecord(r: IdentityRecord, config: StrataConfig, out: Output): void
   if (r.auth.type === "sas") {
     out.info(`connection string: ${deviceConnectionString({
       hub: config.hub, deviceId: r.deviceId, ...(r.moduleId ? { moduleId: r.moduleId } : {}),
-      key: r.auth.primaryKey, gatewayHostName: config.hostname,
+      key: r.auth.primaryKey, gatewayHostName: dialHost(config),
     })}`);
   }
 }

@@ -2,7 +2,7 @@ import { Gateway } from "../gateway.js";
 import { deviceConnectionString, generateKey, serviceConnectionString } from "../identity/sas.js";
 import { readSecret } from "../config/secret.js";
 import { createLogger } from "../log.js";
-import { resolveConfig, type ConfigFlags } from "./context.js";
+import { dialHost, resolveConfig, type ConfigFlags } from "./context.js";
 import type { Output } from "./output.js";
 
 /** The sample device the embedded default creates, so a first-time user has a connection string to paste. */
@@ -18,8 +18,7 @@ export async function startCommand(flags: ConfigFlags, out: Output): Promise<num
   const logger = createLogger({ level: config.log.level });
   const gw = await Gateway.start({ config, logger });
 
-  // `--address 127.0.0.N` moves the embedded default off localhost: clients must then dial that address.
-  const host = resolved.embedded && config.listen.address !== "127.0.0.1" ? config.listen.address : config.hostname;
+  const host = dialHost(config);
   const lines = [`strata ${gw.isRoot ? "root " : ""}gateway ${config.device_id} is running (${resolved.source})`];
   for (const l of gw.listeners.all()) lines.push(`  ${l.name.padEnd(6)} ${l.address}:${l.port}`);
   lines.push(`CA file to trust: ${config.tls.ca_file}`);
