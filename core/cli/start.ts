@@ -38,7 +38,7 @@ export async function startCommand(flags: ConfigFlags, out: Output): Promise<num
   }
   if (config.service) {
     const key = readSecret(config.service.owner_key_file, "service.owner_key_file").trim();
-    lines.push(`service connection string: ${serviceConnectionString({ hub: resolved.embedded ? host : config.hub, policy: "iothubowner", key })}`);
+    lines.push(`service connection string: ${serviceConnectionString({ hub: host, policy: "iothubowner", key })}`);
   }
   out.info(lines.join("\n"));
 
