@@ -34,6 +34,8 @@ export interface EdgeAgentOptions {
   resetAfterMs: number;
   stopGraceMs: number;
   healthIntervalMs: number;
+  /** Log lines kept per module across restarts. */
+  logLines?: number;
 }
 
 interface Managed {
@@ -185,6 +187,7 @@ export class EdgeAgent {
       resetAfterMs: this.opts.resetAfterMs,
       stopGraceMs: this.opts.stopGraceMs,
       healthIntervalMs: this.opts.healthIntervalMs,
+      ...(this.opts.logLines !== undefined ? { logLines: this.opts.logLines } : {}),
     });
     this.modules.set(spec.name, managed);
     this.removed.delete(spec.name);

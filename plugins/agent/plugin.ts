@@ -63,6 +63,7 @@ export class AgentPlugin implements Plugin {
       resetAfterMs: s.reset_after_ms,
       stopGraceMs: s.stop_grace_ms,
       healthIntervalMs: s.health_interval_ms,
+      logLines: s.log_lines,
     });
     try {
       await this.agent.start();

@@ -29,6 +29,8 @@ export interface SupervisorOptions {
   resetAfterMs: number;
   stopGraceMs: number;
   healthIntervalMs: number;
+  /** Lines kept across restarts (default 1000). */
+  logLines?: number;
   now?: () => number;
 }
 
@@ -42,7 +44,8 @@ export class ModuleSupervisor {
     lastStartTimeUtc: null, lastExitTimeUtc: null, lastRestartTimeUtc: null,
   };
   private current: RunningModule | undefined;
-  private last: RunningModule | undefined;
+  /** Lines of ended runs, so logs survive a restart. */
+  private history: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private startedAt = 0;
@@ -62,9 +65,10 @@ export class ModuleSupervisor {
     return this.current;
   }
 
-  /** The last lines of the current run, or of the last one when it has ended. */
+  /** The last lines the module wrote, across restarts (earlier runs first). */
   logs(tail?: number): string[] {
-    return (this.current ?? this.last)?.logs(tail) ?? [];
+    const all = [...this.history, ...(this.current?.logs() ?? [])].slice(-(this.opts.logLines ?? 1000));
+    return tail === undefined ? all : all.slice(-tail);
   }
 
   /** Applies a spec that needs no new workload (restartPolicy, status, startupOrder). */
@@ -100,6 +104,7 @@ export class ModuleSupervisor {
     this.current = undefined;
     if (running) {
       await running.stop(this.opts.stopGraceMs);
+      this.keepLogs(running);
       const info = await running.exited;
       this.state.exitCode = info.code;
       this.state.lastExitTimeUtc = new Date(this.now()).toISOString();
@@ -136,7 +141,6 @@ export class ModuleSupervisor {
       return;
     }
     this.current = running;
-    this.last = running;
     this.startedAt = this.now();
     this.state.lastStartTimeUtc = new Date(this.startedAt).toISOString();
     this.set({ runtimeStatus: "running", statusDescription: "running" });
@@ -169,6 +173,7 @@ export class ModuleSupervisor {
     if (epoch !== this.epoch || this.current !== running) return;
     clearInterval(this.healthTimer);
     this.current = undefined;
+    this.keepLogs(running);
     const now = this.now();
     this.state.exitCode = info.code;
     this.state.lastExitTimeUtc = new Date(now).toISOString();
@@ -197,6 +202,10 @@ export class ModuleSupervisor {
       this.state.lastRestartTimeUtc = new Date(this.now()).toISOString();
       void this.launch(epoch);
     }, delay);
+  }
+
+  private keepLogs(running: RunningModule): void {
+    this.history = [...this.history, ...running.logs()].slice(-(this.opts.logLines ?? 1000));
   }
 
   private set(s: Pick<ModuleState, "runtimeStatus" | "statusDescription">): void {

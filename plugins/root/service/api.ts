@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AccessPolicy, Hub, Identities, Logger } from "../../../core/index.js";
+import { applyConfigurationContent } from "./configuration.js";
 import { errorBody, ServiceError } from "./errors.js";
 import { parseJsonObject } from "./json.js";
 import { c2dFromRequest, MethodService, sendC2D } from "./methods.js";
@@ -87,6 +88,12 @@ export function serviceApi(deps: ServiceApiDeps) {
       add("POST", `/twins/:id${suffix}/methods`, "ServiceConnect", async (req, body) =>
         json(200, await methods.invoke(req.params.id, req.params.mid, parseJsonObject(body, "method request"))));
     }
+
+    // IoT Edge deployments: the manifest becomes the desired properties of the device's $edgeAgent/$edgeHub twins.
+    add("POST", "/devices/:id/applyConfigurationContent", "ServiceConnect", async (req, body) => {
+      await applyConfigurationContent(hub, identities, registry, req.params.id, parseJsonObject(body, "configuration content"));
+      return json(200, {});
+    });
 
     // Strata's convenience for cloud-to-device messages (the SDK's own C2D path is AMQP).
     add("POST", "/devices/:id/messages/deviceBound", "ServiceConnect", async (req, body) =>
