@@ -23,3 +23,4 @@ export * from "./translation/index.js";
 export * from "./scope/index.js";
 export * from "./metrics/index.js";
 export * from "./upstream/index.js";
+export * from "./provision/index.js";

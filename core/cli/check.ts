@@ -8,6 +8,7 @@ import tls from "node:tls";
 import type { StrataConfig } from "../config/schema.js";
 import { readSecret } from "../config/secret.js";
 import { resolveConfig, type ConfigFlags } from "./context.js";
+import { provisionStatusLine } from "../provision/index.js";
 import type { Output } from "./output.js";
 
 export type Verdict = "ok" | "warn" | "fail";
@@ -54,6 +55,7 @@ export async function runChecks(config: StrataConfig): Promise<CheckLine[]> {
   if (config.identity) lines.push(checkSecret(config.identity.key_file, "identity.key_file"));
   if (config.service) lines.push(checkSecret(config.service.owner_key_file, "service.owner_key_file"));
   lines.push(...(await checkParent(config)));
+  lines.push(provisionStatusLine(join(config.data_dir, "provision.json")));
   return lines;
 }
 
