@@ -101,12 +101,17 @@ export function abandon(connection: Connection): void {
   } catch {
     // already closed: nothing to release
   }
-  const c = connection as unknown as { socket?: unknown; abort_socket?: (socket: unknown) => void };
+  const c = connection as unknown as { socket?: { on?: (event: string, fn: () => void) => unknown }; abort_socket?: (socket: unknown) => void };
+  const socket = c.socket;
   try {
-    if (c.socket && typeof c.abort_socket === "function") c.abort_socket(c.socket);
+    if (socket && typeof c.abort_socket === "function") c.abort_socket(socket);
   } catch {
     // the socket is gone already
   }
+  // abort_socket removes rhea's 'error' listener, but a TLS socket that ends while still handshaking (the parent,
+  // or a proxy in front of it, resetting the connection) emits its own error a tick later; unheard, it would
+  // crash the gateway. The connection is abandoned, so that late error has nothing left to tell.
+  if (socket && typeof socket.on === "function") socket.on("error", () => undefined);
 }
 
 function dialError(target: DialTarget, transport: UpstreamTransport, ctx: EventContext): StrataError {
