@@ -30,6 +30,8 @@ export interface TreeSpec {
     id: string; parent?: string; transport?: "amqps" | "wss" | "auto"; plugins?: Record<string, Record<string, unknown>>;
     /** The AMQP port this child dials on its parent's address (default 5671): a link proxy's port (test/support/link-proxy.ts). */
     parentAmqpPort?: number;
+    /** Top-level config keys set over the generated ones, e.g. `{ max_clients: 1100 }`. */
+    config?: Record<string, unknown>;
   }[];
   /** Leaf devices (SAS) and the gateway each connects to. */
   leaves?: { id: string; gateway: string }[];
@@ -212,6 +214,7 @@ export async function buildTree(spec: TreeSpec): Promise<Tree> {
       listen: { address: g.address, mqtt: 8883, amqp: 5671, https: 443 },
       log: { level: spec.logLevel ?? "info" },
       plugins: { amqp: {}, ...(spec.plugins ?? {}), ...(g.plugins ?? {}) },
+      ...(g.config ?? {}),
     };
     if (parent) {
       config.identity = { key_file: join(gdir, "identity.key") };
