@@ -114,7 +114,8 @@ export class CoreHub implements Hub {
       systemProperties,
     };
     const endpoints = this.route(message, true);
-    const result = await this.enqueue(message, endpoints);
+    // A local device is its own fairness share.
+    const result = await this.enqueue(message, endpoints, principal.id);
     this.counters.ingested++;
     return result;
   }
@@ -131,7 +132,9 @@ export class CoreHub implements Hub {
     }
     if (!result) {
       const copy: Message = { ...message };
-      result = await this.enqueue(copy, this.route(copy, false));
+      // The fairness share is the first hop below this gateway: the child whose link carried it (the actor of an
+      // on-behalf-of principal), so a child with many leaves gets one share, not one per leaf.
+      result = await this.enqueue(copy, this.route(copy, false), fairnessShare(principal));
     }
     this.counters.forwarded++;
     for (const h of this.forwardHandlers) h.accepted?.(message);
@@ -179,13 +182,13 @@ export class CoreHub implements Hub {
     }
   }
 
-  private async enqueue(message: Message, endpoints: string[]): Promise<IngestResult> {
+  private async enqueue(message: Message, endpoints: string[], share: string): Promise<IngestResult> {
     if (endpoints.length === 0) {
       this.counters.unrouted++;
       this.opts.logger.debug({ messageId: message.id, source: message.source }, "message matched no route");
       return { id: message.id, duplicate: false, endpoints };
     }
-    const { duplicate } = await this.opts.store.enqueue(message, endpoints);
+    const { duplicate } = await this.opts.store.enqueue(message, endpoints, { share });
     if (duplicate) this.counters.duplicates++;
     for (const q of endpoints) this.wakeInputDrain(q);
     return { id: message.id, duplicate, endpoints };
@@ -605,6 +608,15 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
       (e: unknown) => { signal.removeEventListener("abort", onAbort); if (signal.aborted) resolve(undefined); else reject(e); },
     );
   });
+}
+
+/** The first hop below this gateway for a forwarded message: the acting child gateway, or the sender itself. */
+export function fairnessShare(principal: Principal): string {
+  if (principal.actor) return principal.actor;
+  const chain = principal.authChain;
+  // The chain runs target first, actor last: its last element is the hop that reached this gateway.
+  if (chain && chain.length > 1) return chain[chain.length - 1]!;
+  return principal.id;
 }
 
 function credentialsChanged(before: IdentityRecord | undefined, after: IdentityRecord): boolean {

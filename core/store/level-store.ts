@@ -6,7 +6,7 @@ import { ClassicLevel } from "classic-level";
 import { StrataError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Message } from "../message.js";
-import type { DeadLetter, DropCause, EnqueueResult, EndpointQueue, Kv, Store, StoreStats } from "./types.js";
+import type { DeadLetter, DropCause, EnqueueOptions, EnqueueResult, EndpointQueue, Kv, Store, StoreStats } from "./types.js";
 import { GroupCommit, type Op } from "./group-commit.js";
 import { Deque } from "./deque.js";
 import { LevelKv } from "./kv.js";
@@ -37,6 +37,11 @@ export interface LevelStoreOptions {
   idBlock?: number;
   /** How long a dead letter is kept (default 7 days). */
   deadLetterRetentionMs?: number;
+  /**
+   * Fraction of `quotaBytes` one fairness share (a child gateway's subtree, a local device) may hold while
+   * another share has messages queued (default 0.5; 1 turns it off). Alone, a share may use the whole quota.
+   */
+  shareQuota?: number;
 }
 
 interface DeadIndex { qseq: number; at: number; bytes: number }
@@ -64,6 +69,9 @@ export class LevelStore implements Store {
   private readonly dead = new Deque<DeadIndex>();
 
   private usedBytes = 0;
+  /** Queued bytes per fairness share, over every endpoint (dead letters are not in a share). */
+  private readonly shareBytes = new Map<string, number>();
+  private queuedBytes = 0;
   private cacheUsed = 0;
   private counters = { appended: 0, acked: 0, duplicates: 0, deadLettered: 0 };
   private dropped: Record<DropCause, number> = { ttl: 0, quota: 0, "dead-letter": 0 };
@@ -73,6 +81,7 @@ export class LevelStore implements Store {
   private readonly dedupMax: number;
   private readonly idBlock: number;
   private readonly deadRetentionMs: number;
+  private readonly shareQuota: number;
 
   constructor(private readonly opts: LevelStoreOptions) {
     if (!opts.gatewayId || opts.gatewayId.includes(":")) {
@@ -89,6 +98,10 @@ export class LevelStore implements Store {
     this.dedupMax = opts.dedupMax ?? 1_000_000;
     this.idBlock = opts.idBlock ?? 10_000;
     this.deadRetentionMs = opts.deadLetterRetentionMs ?? 7 * 24 * 3600_000;
+    this.shareQuota = opts.shareQuota ?? 0.5;
+    if (!(this.shareQuota > 0 && this.shareQuota <= 1)) {
+      throw new StrataError("STRATA_STORE_CONFIG", `store shareQuota must be a fraction in (0, 1], got ${opts.shareQuota}`);
+    }
     this.db = new ClassicLevel<string, Buffer>(opts.path, { keyEncoding: "utf8", valueEncoding: "buffer" });
     this.commit = new GroupCommit(this.db, opts.sync ?? true);
     this.commit.beforeWrite = () => this.idOps();
@@ -122,7 +135,9 @@ export class LevelStore implements Store {
       maxQseq = Math.max(maxQseq, parsed.qseq);
       const bytes = Buffer.byteLength(key) + value.length;
       this.usedBytes += bytes;
-      this.queueOf(parsed.endpoint).insert(this.entry(parsed.qseq, key, h.i, h.s, h.p, h.d, h.a, bytes, undefined));
+      const share = h.f ?? h.s;
+      this.countShare(share, bytes);
+      this.queueOf(parsed.endpoint).insert(this.entry(parsed.qseq, key, h.i, h.s, share, h.p, h.d, h.a, bytes, undefined));
       // A queued message is its own dedup record (no d-key until it leaves the queue: one op less per append).
       if (h.d > openedAt) this.seen.set(h.i, h.d);
     }
@@ -179,7 +194,7 @@ export class LevelStore implements Store {
     return `${this.opts.gatewayId}:${this.nextSeq++}`;
   }
 
-  async enqueue(message: Message, endpoints: readonly string[]): Promise<EnqueueResult> {
+  async enqueue(message: Message, endpoints: readonly string[], options: EnqueueOptions = {}): Promise<EnqueueResult> {
     this.assertOpen();
     const id = message.id;
     const first = this.inflight.get(id);
@@ -198,7 +213,8 @@ export class LevelStore implements Store {
       throw new StrataError("STRATA_STORE_PRIORITY",
         `message ${id} has priority ${message.priority}; a route priority must be an integer 0 (highest) to 9`);
     }
-    const value = encodeRecord(message, now);
+    const share = options.share ?? message.source;
+    const value = encodeRecord(message, now, undefined, share);
     const planned = endpoints.map((endpoint) => {
       const qseq = this.qseq++;
       const key = queueKey(endpoint, qseq);
@@ -211,17 +227,26 @@ export class LevelStore implements Store {
         `store quota reached (${this.usedBytes} of ${this.opts.quotaBytes} bytes used, message ${id} needs ${size}): ` +
         "refuse the sender until the upstream drains the backlog, or raise [store] quota");
     }
+    const own = this.shareBytes.get(share) ?? 0;
+    const cap = this.shareQuota * this.opts.quotaBytes;
+    if (own + size > cap && this.queuedBytes > own) {
+      this.dropped.quota++;
+      throw new StrataError("STRATA_STORE_QUOTA",
+        `store share of ${share} reached (${own} bytes queued, at most ${Math.floor(cap)} of the ${this.opts.quotaBytes}-byte quota ` +
+        `while others have messages queued; message ${id} needs ${size}): refuse this sender until its backlog drains, or raise [store] quota`);
+    }
     this.usedBytes += size;
+    this.countShare(share, size);
     const ops: Op[] = planned.map((p) => ({ type: "put", key: p.key, value }));
     const write = this.commit.append(ops, () => {
       this.rememberId(id, message.deadline);
       this.counters.appended++;
       for (const p of planned) {
-        const e = this.entry(p.qseq, p.key, id, message.source, message.priority, message.deadline, now, p.bytes, undefined);
+        const e = this.entry(p.qseq, p.key, id, message.source, share, message.priority, message.deadline, now, p.bytes, undefined);
         this.host.cache(e, message);
         this.queueOf(p.endpoint).insert(e);
       }
-    }, () => { this.usedBytes -= size; });
+    }, () => { this.usedBytes -= size; this.countShare(share, -size); });
     this.inflight.set(id, write);
     try {
       await write;
@@ -250,6 +275,7 @@ export class LevelStore implements Store {
     for (const [name, q] of this.queues) queues[name] = { depth: q.depth(), oldestAgeMs: q.oldestAgeMs() };
     return {
       ...this.counters, dropped: { ...this.dropped }, usedBytes: this.usedBytes, quotaBytes: this.opts.quotaBytes, queues,
+      shares: Object.fromEntries(this.shareBytes),
     };
   }
 
@@ -307,10 +333,16 @@ export class LevelStore implements Store {
     return q;
   }
 
-  private entry(qseq: number, key: string, id: string, source: string, priority: number, deadline: number,
+  private entry(qseq: number, key: string, id: string, source: string, share: string, priority: number, deadline: number,
     storedAt: number, bytes: number, message: Message | undefined): Entry {
     const lane = Math.min(LANES - 1, Math.max(0, Math.trunc(priority) || 0));
-    return { qseq, key, id, source, lane, deadline, storedAt, bytes, message, leased: false, attempts: 0, gone: false };
+    return { qseq, key, id, source, share, lane, deadline, storedAt, bytes, message, leased: false, attempts: 0, gone: false };
+  }
+
+  private countShare(share: string, bytes: number): void {
+    const n = (this.shareBytes.get(share) ?? 0) + bytes;
+    if (n > 0) this.shareBytes.set(share, n); else this.shareBytes.delete(share);
+    this.queuedBytes += bytes;
   }
 
   private rememberId(id: string, deadline: number): void {
@@ -341,6 +373,7 @@ export class LevelStore implements Store {
       append: (ops, onDurable, onFailed) => this.commit.append(ops, onDurable, onFailed),
       forget: (e) => {
         this.usedBytes -= e.bytes;
+        this.countShare(e.share, -e.bytes);
         if (e.message) { this.cacheUsed -= e.bytes; e.message = undefined; }
       },
       cache: (e, m) => {

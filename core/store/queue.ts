@@ -1,7 +1,9 @@
 /**
  * One endpoint's queue, held as an in-memory index over the records on disk: lanes per priority (0 highest
- * … 9), and inside each lane one FIFO per source served round-robin. Bodies stay on disk unless they fit the
- * store's read cache, so a backlog of millions costs only the index.
+ * … 9); inside each lane a two-level round-robin: fairness shares first (the first hop below this gateway —
+ * a child gateway for forwarded messages, the device itself for local ones), then the sources within a share,
+ * each source one FIFO. A child with a thousand leaves thus gets one share, as a single local device does.
+ * Bodies stay on disk unless they fit the store's read cache, so a backlog of millions costs only the index.
  */
 import type { Logger } from "../log.js";
 import type { Message } from "../message.js";
@@ -19,6 +21,8 @@ export interface Entry {
   readonly key: string;
   readonly id: string;
   readonly source: string;
+  /** The fairness share it is served in (see the file comment); the source itself unless told otherwise. */
+  readonly share: string;
   readonly lane: number;
   readonly deadline: number;
   readonly storedAt: number;
@@ -50,9 +54,17 @@ export interface QueueHost {
   addDeadLetter(qseq: number, at: number, bytes: number): void;
 }
 
-class Lane {
+/** One fairness share in a lane: its sources' FIFOs, served round-robin. */
+class Share {
   readonly sources = new Map<string, Deque<Entry>>();
   /** Sources with something available, in round-robin order. */
+  readonly ring = new Deque<string>();
+  available = 0;
+}
+
+class Lane {
+  readonly shares = new Map<string, Share>();
+  /** Shares with something available, in round-robin order. */
   readonly ring = new Deque<string>();
   available = 0;
   /** Smooth weighted round-robin state. */
@@ -203,16 +215,23 @@ export class LevelQueue implements EndpointQueue {
   sweepExpired(now: number): number {
     const expired: Entry[] = [];
     for (const lane of this.lanes) {
-      for (const [source, dq] of lane.sources) {
-        const removed = dq.removeWhere((e) => {
-          if (e.deadline > now) return false;
-          expired.push(e);
-          return true;
-        });
-        lane.available -= removed;
-        if (dq.length === 0) {
-          lane.sources.delete(source);
-          lane.ring.removeWhere((s) => s === source);
+      for (const [name, share] of lane.shares) {
+        for (const [source, dq] of share.sources) {
+          const removed = dq.removeWhere((e) => {
+            if (e.deadline > now) return false;
+            expired.push(e);
+            return true;
+          });
+          lane.available -= removed;
+          share.available -= removed;
+          if (dq.length === 0) {
+            share.sources.delete(source);
+            share.ring.removeWhere((s) => s === source);
+          }
+        }
+        if (share.available === 0) {
+          lane.shares.delete(name);
+          lane.ring.removeWhere((s) => s === name);
         }
       }
     }
@@ -239,24 +258,36 @@ export class LevelQueue implements EndpointQueue {
     return best;
   }
 
-  // Source choice: the next source in the lane's ring gives one message and goes to the back.
+  // Share choice, then source choice: the next share in the lane's ring gives one message (from the next
+  // source in its own ring) and goes to the back; so does that source within the share.
   private takeFrom(lane: Lane): Entry {
-    const source = lane.ring.shift() as string;
-    const dq = lane.sources.get(source) as Deque<Entry>;
+    const name = lane.ring.shift() as string;
+    const share = lane.shares.get(name) as Share;
+    const source = share.ring.shift() as string;
+    const dq = share.sources.get(source) as Deque<Entry>;
     const e = dq.shift() as Entry;
     lane.available--;
-    if (dq.length > 0) lane.ring.push(source);
-    else lane.sources.delete(source);
+    share.available--;
+    if (dq.length > 0) share.ring.push(source);
+    else share.sources.delete(source);
+    if (share.available > 0) lane.ring.push(name);
+    else lane.shares.delete(name);
     return e;
   }
 
   private makeAvailable(e: Entry, keepOrder: boolean): void {
     const lane = this.lanes[e.lane];
-    let dq = lane.sources.get(e.source);
+    let share = lane.shares.get(e.share);
+    if (!share) {
+      share = new Share();
+      lane.shares.set(e.share, share);
+      lane.ring.push(e.share);
+    }
+    let dq = share.sources.get(e.source);
     if (!dq) {
       dq = new Deque<Entry>();
-      lane.sources.set(e.source, dq);
-      lane.ring.push(e.source);
+      share.sources.set(e.source, dq);
+      share.ring.push(e.source);
     }
     if (!keepOrder || dq.length === 0) {
       if (keepOrder) dq.unshift(e); else dq.push(e);
@@ -269,6 +300,7 @@ export class LevelQueue implements EndpointQueue {
       }
       dq.insertAt(lo, e);
     }
+    share.available++;
     lane.available++;
     this.wake();
   }

@@ -49,6 +49,16 @@ export interface EndpointQueue {
   oldestAgeMs(): number;
 }
 
+export interface EnqueueOptions {
+  /**
+   * The fairness share the message is served and counted in (default: `message.source`). The hub sets the
+   * first hop below this gateway: the child gateway whose link carried a forwarded message, the device itself
+   * for a local one. Queues serve shares round-robin, then sources within a share; a share may hold at most
+   * `shareQuota` of the quota while another share has messages queued.
+   */
+  share?: string;
+}
+
 export interface EnqueueResult {
   /** The id was seen before at this hop: nothing was written (counted as a duplicate). */
   duplicate: boolean;
@@ -69,6 +79,8 @@ export interface StoreStats {
   deadLettered: number;
   usedBytes: number;
   quotaBytes: number;
+  /** Queued bytes per fairness share (shares with nothing queued are absent). */
+  shares?: Record<string, number>;
   queues: Record<string, { depth: number; oldestAgeMs: number }>;
 }
 
@@ -85,9 +97,10 @@ export interface Store {
    * Durably enqueue one message onto each endpoint queue (atomically). Deduplicates by `message.id`
    * (remembered until the message's deadline). Rejects with a StrataError `STRATA_STORE_QUOTA` when the disk
    * quota is reached: the caller must not acknowledge the sender (back-pressure), nothing already
-   * acknowledged is dropped.
+   * acknowledged is dropped. The same code when the message's share is over its part of the quota while other
+   * shares have messages queued (see EnqueueOptions).
    */
-  enqueue(message: Message, endpoints: readonly string[]): Promise<EnqueueResult>;
+  enqueue(message: Message, endpoints: readonly string[], options?: EnqueueOptions): Promise<EnqueueResult>;
   queue(endpoint: string): EndpointQueue;
   /** The dead-letter area, newest last. */
   deadLetters(limit?: number): Promise<DeadLetter[]>;
