@@ -29,7 +29,8 @@ export interface DownwardHub {
 export interface DownwardOptions {
   self: string;
   hub: DownwardHub;
-  identities: Pick<Identities, "authChain">;
+  /** With `on`, an identity that reaches this gateway's scope after its local link attached is mirrored then. */
+  identities: Pick<Identities, "authChain"> & Partial<Pick<Identities, "on">>;
   logger: Logger;
   /** How long a twin request to the parent may take. Default 10 s. */
   twinTimeoutMs?: number;
@@ -48,18 +49,28 @@ export class DownwardLinks implements TwinParent {
   /** Identities whose desired notifications are subscribed at the parent (PUT sent on their twin link). */
   private readonly desiredOn = new Set<IdentityId>();
   private unwatch: (() => void) | undefined;
+  private unwatchIdentities: (() => void) | undefined;
   stats = { methods: 0, c2d: 0, desired: 0, reportedSynced: 0 };
 
   constructor(private readonly opts: DownwardOptions) {}
 
   start(): void {
     this.unwatch ??= this.opts.hub.watchLinks((id) => this.sync(id));
+    // A link attached before its identity was in scope (a module whose identity scope sync brings down later,
+    // such as {self}/$edgeAgent after a deployment at the root) had no auth chain then: mirror it now.
+    this.unwatchIdentities ??= this.opts.identities.on?.((e) => {
+      if (e.type !== "changed" || !this.opts.hub.linkOf(e.record.id)) return;
+      for (const kind of KINDS) this.refused.delete(`${e.record.id}|${kind}`);
+      this.sync(e.record.id);
+    });
     this.opts.hub.setTwinParent(this);
   }
 
   stop(): void {
     this.unwatch?.();
     this.unwatch = undefined;
+    this.unwatchIdentities?.();
+    this.unwatchIdentities = undefined;
     this.opts.hub.setTwinParent(undefined);
     this.disconnected();
   }

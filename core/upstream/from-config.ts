@@ -12,7 +12,7 @@ import { UpstreamLink, type UpstreamLinkOptions } from "./link.js";
 export function upstreamFromConfig(
   config: StrataConfig,
   ca: string,
-  identities: Pick<Identities, "authChain">,
+  identities: Pick<Identities, "authChain"> & Partial<Pick<Identities, "on">>,
   logger: Logger,
   overrides: Partial<UpstreamLinkOptions> = {},
 ): UpstreamLink | undefined {

@@ -26,7 +26,7 @@ export interface UpstreamLinkOptions {
   ca: string;
   /** This gateway's SAS key (base64), read from `[identity] key_file`; a function to pick up a rotated key. */
   key: string | (() => string);
-  identities: Pick<Identities, "authChain">;
+  identities: Pick<Identities, "authChain"> & Partial<Pick<Identities, "on">>;
   logger: Logger;
   /**
    * The gateway's hub: with it the link also carries traffic DOWN (methods, C2D, desired patches) for every
