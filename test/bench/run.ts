@@ -14,6 +14,7 @@ export const SCENARIOS: Record<string, () => Promise<BenchModule>> = {
   translation: () => import("./translation.bench.js"),
   blob: () => import("./blob.bench.js"),
   hop: () => import("./hop.bench.js"),
+  chain: () => import("./chain.bench.js"),
 };
 
 async function main(): Promise<void> {
