@@ -11,7 +11,8 @@ import { errorText, GatewayUnreachable, type GatewayClient } from "./https-clien
 import { checkRegistration, recordToStore, registrationId, registrationSchema } from "./registration.js";
 import { subtreeOf } from "./subtree.js";
 import { applyScopeAnswer } from "./sync.js";
-import { CHILDREN_PATH, IDENTITIES_PATH, SCOPE_PATH, type ChildState } from "./types.js";
+import type { Store } from "../store/types.js";
+import { CHILDREN_PATH, DEADLETTERS_PATH, IDENTITIES_PATH, SCOPE_PATH, type ChildState, type DeadLettersAnswer } from "./types.js";
 
 /** Longest a scope poll is held open, whatever the child asks. */
 export const MAX_WAIT_SECS = 60;
@@ -27,6 +28,8 @@ export interface ScopeServerOptions {
   parent?: Pick<GatewayClient, "request" | "target">;
   logger: Logger;
   maxDepartures?: number;
+  /** Serves `GET /$strata/deadletters` when given. */
+  store?: Pick<Store, "deadLetters" | "stats">;
 }
 
 export class ScopeServer {
@@ -52,6 +55,24 @@ export class ScopeServer {
     front.route({ method: "GET", url: SCOPE_PATH, handler: (req, reply) => this.scope(req, reply) });
     front.route({ method: "POST", url: IDENTITIES_PATH, handler: (req, reply) => this.register(req, reply) });
     front.route({ method: "GET", url: CHILDREN_PATH, handler: (req, reply) => this.children(req, reply) });
+    if (this.opts.store) front.route({ method: "GET", url: DEADLETTERS_PATH, handler: (req, reply) => this.deadLetters(req, reply) });
+  }
+
+  private async deadLetters(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (!this.authorise(req, reply, ["self", "owner"])) return;
+    const store = this.opts.store!;
+    const limit = Number((req.query as Record<string, string | undefined>).limit ?? 100);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      return void reply.code(400).send({ message: "limit must be a whole number from 1 to 10000" });
+    }
+    const answer: DeadLettersAnswer = {
+      deadLettered: store.stats().deadLettered,
+      deadLetters: (await store.deadLetters(limit)).map((d) => ({
+        id: d.message.id, source: d.message.source, origin: d.message.origin, messageId: d.message.systemProperties.messageId ?? null,
+        endpoint: d.endpoint, reason: d.reason, at: d.at, bytes: d.message.body.length,
+      })),
+    };
+    return void reply.send(answer);
   }
 
   /** Answers every open poll (empty) and stops tracking changes. */

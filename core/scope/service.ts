@@ -16,7 +16,7 @@ export interface ScopeServiceOptions {
   identities: IdentityRegistry;
   hub: Pick<Hub, "isConnected">;
   front: HttpFront;
-  store: Pick<Store, "kv">;
+  store: Pick<Store, "kv" | "deadLetters" | "stats">;
   logger: Logger;
   /** Seconds a scope poll to the parent stays open. Default 25. */
   waitSecs?: number;
@@ -56,6 +56,7 @@ export class ScopeService {
       ...(selfKey !== undefined ? { selfKey } : {}),
       ...(client ? { parent: client } : {}),
       logger: o.logger,
+      store: o.store,
     });
     server.mount(o.front);
     let sync: ScopeSync | undefined;

@@ -4,6 +4,19 @@ import type { IdentityRecord } from "../identity/types.js";
 export const SCOPE_PATH = "/$strata/scope";
 export const IDENTITIES_PATH = "/$strata/identities";
 export const CHILDREN_PATH = "/$strata/children";
+/** This gateway's dead letters (`?limit=`, newest last), for its own identity (the CLI) or the owner on the root. */
+export const DEADLETTERS_PATH = "/$strata/deadletters";
+
+/** `GET /$strata/deadletters`: the counter and the newest dead letters with their reasons (bodies left out). */
+export interface DeadLettersAnswer {
+  /** Dead letters written since this gateway started (the store's counter). */
+  deadLettered: number;
+  deadLetters: {
+    id: string; source: string; origin: string; messageId: string | null; endpoint: string; reason: string;
+    /** When it was dead-lettered (ms since the epoch). */
+    at: number; bytes: number;
+  }[];
+}
 
 /**
  * The answer to `GET /$strata/scope?since=<cursor>&epoch=<epoch>&wait=<s>`: the records of the asking child's
