@@ -20,19 +20,22 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `path` atomically: temp file → fsync → rename → fsync of the folder. */
-export async function writeFileDurable(path: string, data: string | Buffer, tmpDir: string): Promise<void> {
+/**
+ * Writes `data` to `path` atomically: temp file → fsync → rename → fsync of the folder. With `sync` false the
+ * fsyncs are skipped (still all-or-nothing after a process crash, not after power loss).
+ */
+export async function writeFileDurable(path: string, data: string | Buffer, tmpDir: string, sync = true): Promise<void> {
   const tmp = join(tmpDir, uniqueName());
   const fh = await open(tmp, "w", 0o600);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (sync) await fh.sync();
   } finally {
     await fh.close();
   }
   await mkdir(dirname(path), { recursive: true });
   await rename(tmp, path);
-  await syncDir(dirname(path));
+  if (sync) await syncDir(dirname(path));
 }
 
 /**

@@ -8,6 +8,7 @@ import {
 import { CloudClient, parseConnectionString, type CloudAccount } from "./cloud.js";
 import type { BlobConfig } from "./config.js";
 import { LogRing } from "./log-ring.js";
+import { containerNameProblem, expandTarget } from "./names.js";
 import { EdgeAgentMethods } from "./methods.js";
 import { BlobServer } from "./server.js";
 import { BlobStore } from "./store.js";
@@ -78,6 +79,11 @@ export class BlobPlugin implements Plugin {
     if (this.cfg.serve_account_root) this.unmounts.push(this.front.mountRaw(`/${this.cfg.account_name}`, this.server.handler("")));
 
     if (this.cfg.upload.enabled && this.cfg.upload.connection_string_file) {
+      for (const [src, m] of Object.entries(this.cfg.upload.containers)) {
+        const target = expandTarget(m.target, { hub: this.config.hub, device: this.config.device_id, container: src });
+        const problem = containerNameProblem(target);
+        if (problem) throw new PluginError("blob", "STRATA_BLOB_TARGET_NAME", `plugins.blob.upload.containers.${src}.target "${m.target}" gives "${target}": ${problem}; change the template`);
+      }
       this.cloud = parseConnectionString(readSecret(this.cfg.upload.connection_string_file, "plugins.blob.upload.connection_string_file"));
       const client = new CloudClient(this.cloud, { timeoutMs: this.cfg.upload.timeout_ms, ...(this.cfg.upload.ca_file ? { ca: readFileSync(this.cfg.upload.ca_file, "utf8") } : {}) });
       this.uploader = new Uploader(this.store, client, this.cfg.upload, { hub: this.config.hub, device: this.config.device_id }, this.log);

@@ -375,10 +375,11 @@ export class BlobStore extends EventEmitter {
   async readState<T>(container: string, name: string, file: string): Promise<T | undefined> {
     return readJson<T>(join(this.blobDir(container, name), file));
   }
+  /** Atomic but not fsynced: per-block progress must not cost a disk flush per block (the cloud's list is the truth on resume). */
   async writeState(container: string, name: string, file: string, value: unknown): Promise<void> {
     const dir = this.blobDir(container, name);
     if (!(await stat(dir).catch(() => undefined))) return;
-    await writeFileDurable(join(dir, file), JSON.stringify(value), this.tmp);
+    await writeFileDurable(join(dir, file), JSON.stringify(value), this.tmp, false);
   }
 }
 
