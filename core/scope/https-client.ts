@@ -20,6 +20,11 @@ export interface GatewayClientOptions {
 export interface GatewayResponse {
   status: number;
   body: unknown;
+  /** The other gateway's clock: its `Date` header (ms, 1 s resolution), when it sent one. */
+  date?: number;
+  /** This gateway's clock when the request went out and when the answer's headers came (for the offset's midpoint). */
+  sentAt?: number;
+  receivedAt?: number;
 }
 
 /** The transport failed (unreachable, TLS, timeout): no HTTP status came back. */
@@ -44,6 +49,7 @@ export class GatewayClient {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const { hostname } = this.opts;
     return new Promise((resolve, reject) => {
+      const sentAt = Date.now();
       const req = https.request({
         agent: this.agent,
         host: this.opts.host,
@@ -62,6 +68,8 @@ export class GatewayClient {
         timeout: o.timeoutMs ?? 10_000,
         signal: o.signal,
       }, (res) => {
+        const receivedAt = Date.now();
+        const date = Date.parse(res.headers.date ?? "");
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", (err) => reject(new GatewayUnreachable(`${this.target}: ${err.message}`, { cause: err })));
@@ -73,7 +81,7 @@ export class GatewayClient {
           } catch {
             // not JSON (a proxy's error page): hand the text back as it is
           }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
+          resolve({ status: res.statusCode ?? 0, body: parsed, sentAt, receivedAt, ...(Number.isFinite(date) ? { date } : {}) });
         });
       });
       req.on("timeout", () => req.destroy(new Error(`no answer within ${o.timeoutMs ?? 10_000} ms; check the network and [parent] address/https_port`)));

@@ -8,4 +8,4 @@ export { registrationSchema, checkRegistration, recordToStore, registrationId, t
 export { ScopeServer, MAX_WAIT_SECS, type ScopeServerOptions } from "./server.js";
 export { ScopeService, parentClient, type ScopeServiceOptions } from "./service.js";
 export { subtreeOf, isWithin, ancestorsOf, type Lookup } from "./subtree.js";
-export { ScopeSync, applyScopeAnswer, sameRecord, backoff, type ScopeSyncOptions, type ScopeSyncState, type SyncCursor } from "./sync.js";
+export { ScopeSync, applyScopeAnswer, sameRecord, backoff, clockOffset, CLOCK_WARN_MS, type ScopeSyncOptions, type ScopeSyncState, type SyncCursor } from "./sync.js";

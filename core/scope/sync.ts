@@ -34,6 +34,24 @@ export interface ScopeSyncState {
   /** Records written and removed locally since start. */
   applied: number;
   removed: number;
+  /**
+   * The parent's clock minus this gateway's (ms), from the `Date` header of the last answered poll: positive
+   * when this gateway is behind. Good to about a second (the header's resolution). null until the first answer.
+   */
+  clockOffsetMs: number | null;
+}
+
+/** Beyond this offset from the parent a warning is logged (SAS tokens tolerate 300 s; plant layers often lack NTP). */
+export const CLOCK_WARN_MS = 60_000;
+
+/**
+ * The parent's clock minus ours from one answer: its `Date` (truncated to the second, so +500 ms on average)
+ * against when its headers arrived here. The header is written when the answer goes out — for a long poll at
+ * its end, not its start — so the arrival time, not the request time, is the one to compare with.
+ */
+export function clockOffset(res: { date?: number; sentAt?: number; receivedAt?: number }): number | undefined {
+  if (res.date === undefined || res.receivedAt === undefined) return undefined;
+  return Math.round(res.date + 500 - res.receivedAt);
 }
 
 const CURSOR_KEY = "cursor";
@@ -81,7 +99,8 @@ export class ScopeSync {
   private cursor: SyncCursor = { epoch: "", since: 0 };
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
-  private current: ScopeSyncState = { state: "starting", since: 0, lastSyncAt: null, lastError: null, applied: 0, removed: 0 };
+  private current: ScopeSyncState = { state: "starting", since: 0, lastSyncAt: null, lastError: null, applied: 0, removed: 0, clockOffsetMs: null };
+  private warnedClock = false;
   private readonly listeners = new Set<(s: ScopeSyncState) => void>();
   private readonly waitSecs: number;
   private readonly backoffCapMs: number;
@@ -126,6 +145,8 @@ export class ScopeSync {
           throw new StrataError("STRATA_SCOPE_SYNC_REFUSED", `the parent answered ${res.status} to scope sync: ${errorText(res.body)}; check that this gateway is registered at its parent as an edge child (strata child add) and that [identity] key_file holds its key`);
         }
         const answer = res.body as ScopeAnswer;
+        const offset = clockOffset(res);
+        if (offset !== undefined) this.noteClock(offset);
         const counts = await applyScopeAnswer(this.opts.identities, answer);
         this.cursor = { epoch: answer.epoch, since: answer.cursor };
         await this.opts.kv.put(CURSOR_KEY, this.cursor);
@@ -151,6 +172,17 @@ export class ScopeSync {
         await this.sleep(backoff(failures, this.backoffCapMs));
       }
     }
+  }
+
+  private noteClock(offset: number): void {
+    this.current = { ...this.current, clockOffsetMs: offset };
+    const far = Math.abs(offset) > CLOCK_WARN_MS;
+    if (far && !this.warnedClock) {
+      this.opts.logger.warn({ parent: this.opts.client.target, clockOffsetMs: offset }, "clock differs from the parent's");
+    } else if (!far && this.warnedClock) {
+      this.opts.logger.info({ clockOffsetMs: offset }, "clock agrees with the parent's again");
+    }
+    this.warnedClock = far;
   }
 
   private emit(): void {

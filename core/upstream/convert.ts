@@ -12,7 +12,16 @@ export const STRATA_ANNOTATIONS = {
   enqueued: "x-opt-strata-enqueued",
   deadline: "x-opt-strata-deadline",
   priority: "x-opt-strata-priority",
+  /** The sender's clock when it sent the message (long ms): the receiver rebases the deadline onto its own clock. */
+  sent: "x-opt-strata-sent",
 } as const;
+
+/**
+ * Clock differences below this are transit time and noise, not skew: the deadline is kept as it is. Above it the
+ * receiver moves the deadline by (its now − the sender's sent), so a hop whose clock runs ahead of its child's
+ * does not drop fresh messages, and one behind does not keep them past their time.
+ */
+export const SKEW_TOLERANCE_MS = 2000;
 
 /** Link property naming the identities between the link's target and the gateway that authenticated. */
 export const AUTH_CHAIN_PROPERTY = "com.microsoft:auth-chain";
@@ -61,8 +70,8 @@ export function eventsAddress(identity: string): string {
   return `/devices/${encodeURIComponent(device)}${module ? `/modules/${encodeURIComponent(module)}` : ""}/messages/events`;
 }
 
-/** A Strata message as the upstream link sends it. Pure: no I/O, no clock. */
-export function toAmqpMessage(message: Message): AmqpMessage {
+/** A Strata message as the upstream link sends it; `sentAt` (this gateway's clock) lets the parent correct for skew. Pure. */
+export function toAmqpMessage(message: Message, sentAt?: number): AmqpMessage {
   const sys = message.systemProperties;
   const out: AmqpMessage = {
     body: rheaMessage.data_section(message.body),
@@ -77,6 +86,7 @@ export function toAmqpMessage(message: Message): AmqpMessage {
       [STRATA_ANNOTATIONS.priority]: rheaTypes.wrap_int(message.priority),
     },
   };
+  if (sentAt !== undefined) out.message_annotations![STRATA_ANNOTATIONS.sent] = rheaTypes.wrap_long(sentAt);
   if (sys.messageId !== undefined) out.message_id = sys.messageId;
   if (sys.correlationId !== undefined) out.correlation_id = sys.correlationId;
   if (sys.userId !== undefined) out.user_id = Buffer.from(sys.userId, "utf8");
@@ -99,7 +109,7 @@ export function toAmqpMessage(message: Message): AmqpMessage {
  * carries no Strata id (it came from a device, not from a child gateway). Lives here so both sides of the
  * link agree; the AMQP head keeps its own copy until this moves into core's public face.
  */
-export function fromAmqpMessage(amqp: AmqpMessage): Message | undefined {
+export function fromAmqpMessage(amqp: AmqpMessage, now: number = Date.now()): Message | undefined {
   const ann = amqp.message_annotations ?? {};
   const id = ann[STRATA_ANNOTATIONS.id];
   if (typeof id !== "string" || id === "") return undefined;
@@ -128,12 +138,20 @@ export function fromAmqpMessage(amqp: AmqpMessage): Message | undefined {
     origin: String(ann[STRATA_ANNOTATIONS.origin] ?? ""),
     source: String(ann[STRATA_ANNOTATIONS.source] ?? ""),
     enqueuedTime: Number(ann[STRATA_ANNOTATIONS.enqueued] ?? 0),
-    deadline: Number(ann[STRATA_ANNOTATIONS.deadline] ?? 0),
+    deadline: rebaseDeadline(Number(ann[STRATA_ANNOTATIONS.deadline] ?? 0), ann[STRATA_ANNOTATIONS.sent], now),
     priority: Number(ann[STRATA_ANNOTATIONS.priority] ?? 0),
     body: bodyBytes(amqp.body),
     properties,
     systemProperties,
   };
+}
+
+/** The deadline on the receiver's clock (see SKEW_TOLERANCE_MS); unchanged when the sender sent no clock. */
+export function rebaseDeadline(deadline: number, sent: unknown, now: number): number {
+  const at = Number(sent);
+  if (sent === undefined || sent === null || !Number.isFinite(at) || at <= 0) return deadline;
+  const skew = now - at;
+  return Math.abs(skew) > SKEW_TOLERANCE_MS ? deadline + skew : deadline;
 }
 
 function idToString(id: string | number | Buffer): string {

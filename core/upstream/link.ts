@@ -375,7 +375,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
       }
     }
     const now = this.now();
-    return Promise.all(leases.map((l) => sender.send(toAmqpMessage(l.message), now)));
+    return Promise.all(leases.map((l) => sender.send(toAmqpMessage(l.message, now), now)));
   }
 
   private senderFor(live: Live, source: IdentityId, chain: readonly string[]): IdentitySender {
