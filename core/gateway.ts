@@ -101,6 +101,7 @@ export class Gateway {
       path: join(config.data_dir, "store"),
       gatewayId: config.device_id,
       quotaBytes: config.store.quota_bytes,
+      shareQuota: config.store.share_quota,
       logger: logger.child({ area: "store" }),
     });
     await store.open();

@@ -10,6 +10,7 @@ import type { PluginCommand } from "../plugin/api.js";
 import { checkCommand } from "./check.js";
 import { childCommand, CHILD_USAGE } from "./child.js";
 import { resolveConfig } from "./context.js";
+import { deadLettersCommand } from "./deadletters.js";
 import { identityCommand, IDENTITY_USAGE } from "./identity.js";
 import { enrollmentCommand, ENROLLMENT_USAGE, provisionCommand, PROVISION_USAGE } from "./provision.js";
 import { consoleOutput, type Output } from "./output.js";
@@ -23,6 +24,7 @@ const USAGE = `strata — a nested IoT gateway
   strata check [--config <file>] [--tree]                   check config, certificates, ports, store, parent, clock
                                                             (--tree: every gateway below, from the root)
   strata identity add|list|show|remove …                    manage identities (see 'strata help identity')
+  strata deadletters list [--limit N] [--json]              messages this gateway could never deliver, with the reason
   strata child add|install|list …                           set up child gateways (see 'strata help child')
   strata pki init|issue-edge-ca|issue-server|issue-device|show|trust-bundle   certificates (see 'strata help pki')
   strata backup <file> | strata restore <file>              back up the running gateway, restore on a fresh data dir
@@ -44,6 +46,7 @@ export async function main(argv: readonly string[], out: Output = consoleOutput)
         if (rest.includes("--tree")) return await runPluginCommand(["tree", "--check", ...rest.filter((a) => a !== "--tree")], out);
         return await checkCommand(flagsOf(rest), out);
       case "identity": return await identityCommand(rest, out);
+      case "deadletters": return await deadLettersCommand(rest, out);
       case "child": return await childCommand(rest, out);
       case "pki": return await pkiCommand(rest, out);
       case "backup": case "restore": return await backupCommand(command, rest, out);

@@ -65,6 +65,12 @@ export const storeSchema = z.strictObject({
   quota_bytes: z.int().min(1).default(1024 ** 3),
   /** TTL of a message whose route sets none (IoT Hub's store-and-forward default). */
   default_ttl_secs: z.int().min(1).default(7200),
+  /**
+   * Largest part of the quota one share may hold while another share has messages queued (a share: a child
+   * gateway for what it forwards, a device for itself), so one flooding child cannot fill the disk for all.
+   * 1 turns the limit off.
+   */
+  share_quota: z.number().gt(0).max(1).default(0.5),
   /** Group-commit window: how long appends wait to share one synced batch. */
   commit_window_ms: z.number().min(0).max(1000).default(2),
 });

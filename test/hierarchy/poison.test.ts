@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { deviceTokenSigner, GatewayClient } from "../../core/scope/https-client.js";
 import { DEADLETTERS_PATH, type DeadLettersAnswer } from "../../core/scope/types.js";
-import { buildTree, treeUnavailable, type Tree } from "../support/tree.js";
+import { buildTree, runCli, treeUnavailable, type Tree } from "../support/tree.js";
 import { MqttLeaf } from "../support/chaos.js";
 import { tally } from "./leaves.js";
 
@@ -71,6 +71,14 @@ test("a message too large for the parent is dead-lettered at the child; the same
   assert.equal(dead!.endpoint, "$upstream");
   assert.equal(dead!.bytes, 100_000);
   assert.match(dead!.reason, /message-size-exceeded/);
+
+  // The same view from the command line, as an operator on the child runs it.
+  const cli = JSON.parse(await runCli(["deadletters", "list", "--json", "--config", gw.configFile])) as DeadLettersAnswer;
+  assert.equal(cli.deadLettered, 1);
+  assert.match(cli.deadLetters[0]!.reason, /message-size-exceeded/);
+  const human = await runCli(["deadletters", "list", "--config", gw.configFile]);
+  assert.match(human, /1 dead-lettered since start/);
+  assert.match(human, /poisoned .*message-size-exceeded/);
 
   // Another identity's token (a leaf's) is refused.
   const leafClient = new GatewayClient({
