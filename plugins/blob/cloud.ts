@@ -51,6 +51,8 @@ export class CloudError extends Error {
 export interface CloudClientOptions {
   timeoutMs: number;
   ca?: string;
+  /** TLS name to check when the endpoint's host is an address. */
+  servername?: string;
 }
 
 /** The five Blob REST calls the uploader needs, Shared Key signed, bodies streamed. */
@@ -63,7 +65,9 @@ export class CloudClient {
   constructor(readonly account: CloudAccount, private readonly opts: CloudClientOptions) {
     const secure = account.endpoint.protocol === "https:";
     this.lib = secure ? https : http;
-    this.agent = secure ? new https.Agent({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}) }) : new http.Agent({ keepAlive: true });
+    this.agent = secure
+      ? new https.Agent({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.servername ? { servername: opts.servername } : {}) })
+      : new http.Agent({ keepAlive: true });
   }
 
   close(): void {
@@ -81,6 +85,15 @@ export class CloudClient {
     this.counters.putBlock++;
     const r = await this.request("PUT", [container, blob], `blockid=${encodeURIComponent(blockId)}&comp=block`, { "content-length": String(length) }, body, length);
     if (r.status !== 201) throw r.error("put block");
+  }
+
+  /** Put Blob of a small body (log files, support bundles). */
+  async putBlob(container: string, blob: string, body: Buffer, props: { contentType?: string; metadata?: Record<string, string> }): Promise<void> {
+    const headers: Record<string, string> = { "content-length": String(body.length), "x-ms-blob-type": "BlockBlob" };
+    if (props.contentType) headers["x-ms-blob-content-type"] = props.contentType;
+    for (const [k, v] of Object.entries(props.metadata ?? {})) headers[`x-ms-meta-${k}`] = v;
+    const r = await this.request("PUT", [container, blob], "", headers, body, body.length);
+    if (r.status !== 201) throw r.error("put blob");
   }
 
   /** The cloud's block lists of a blob (empty when it does not exist). */
@@ -118,7 +131,7 @@ export class CloudClient {
         method,
         host: this.account.endpoint.hostname,
         port: this.account.endpoint.port || (this.account.endpoint.protocol === "https:" ? 443 : 80),
-        path: `${path}?${query}`,
+        path: query ? `${path}?${query}` : path,
         headers: all,
         agent: this.agent,
         timeout: this.opts.timeoutMs,

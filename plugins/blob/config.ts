@@ -55,6 +55,12 @@ export const blobConfigSchema = z
     account_key_file: z.string().min(1).optional(),
     /** Where the REST API is mounted on the HTTPS port (the https-front's blob_path_prefix on the layers below). */
     path_prefix: z.string().regex(/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/).default("/blob"),
+    /**
+     * Keep a blob store here and serve the REST API. false (a lower gateway): no store; the log and support
+     * methods upload to the parent's front (`<parent>:<https_port><path_prefix>/<account_name>`, signed with
+     * account_key_file: the top's account key); set `[plugins.https-front] blob = "parent"` for local clients.
+     */
+    local_store: z.boolean().default(true),
     /** Also serve `https://<gw>/<account>/…` (Blob Storage on IoT Edge's own path-style URL). */
     serve_account_root: z.boolean().default(true),
     /** Bytes of blob content (committed and staged) kept locally; beyond it writes are refused (507, or 503 while uploads will free space). */

@@ -1,8 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { Readable } from "node:stream";
 import type { C2DOutcome, DeviceLink, MethodRequest, MethodResult, Principal } from "../../core/index.js";
 import type { LogRing } from "./log-ring.js";
-import type { BlobStore } from "./store.js";
+
+/** Where task results go: the local blob store, or the top's through the parent's front. */
+export interface ResultSink {
+  put(container: string, name: string, body: Buffer, contentType: string, metadata: Record<string, string>): Promise<void>;
+  /** Human-readable destination for the task message. */
+  describe(container: string, name: string): string;
+}
 
 /** IoT Edge's task states (GetTaskStatus). */
 export type TaskStatus = "NotStarted" | "Running" | "Completed" | "Failed" | "Cancelled" | "Unknown";
@@ -21,7 +26,7 @@ export type BundleSource = () => Promise<Record<string, unknown>>;
 
 export interface MethodsOptions {
   self: string;
-  store: BlobStore;
+  sink: ResultSink;
   container: string;
   ring: LogRing;
   bundle: BundleSource;
@@ -93,7 +98,7 @@ export class EdgeAgentMethods implements DeviceLink {
       (r) => {
         task.status = "Completed";
         task.blob = r.blob;
-        task.message = `written to ${r.blob}`;
+        task.message = `written to ${this.opts.sink.describe(this.opts.container, r.blob)}`;
       },
       (err: unknown) => {
         task.status = "Failed";
@@ -103,10 +108,6 @@ export class EdgeAgentMethods implements DeviceLink {
     this.running.add(p);
     void p.finally(() => this.running.delete(p));
     return { status: 200, payload: { status: "NotStarted", message: "", correlationId: task.id } };
-  }
-
-  private async ensureContainer(): Promise<void> {
-    if (!(await this.opts.store.getContainer(this.opts.container))) await this.opts.store.createContainer(this.opts.container, {});
   }
 
   private async logs(payload: Record<string, unknown>): Promise<{ blob: string }> {
@@ -140,8 +141,7 @@ export class EdgeAgentMethods implements DeviceLink {
   }
 
   private async write(name: string, text: string, contentType: string): Promise<void> {
-    await this.ensureContainer();
-    await this.opts.store.putBlob(this.opts.container, name, Readable.from([Buffer.from(this.opts.scrub(text), "utf8")]), { contentType }, { gateway: this.opts.self.replace(/[^A-Za-z0-9_]/g, "_") });
+    await this.opts.sink.put(this.opts.container, name, Buffer.from(this.opts.scrub(text), "utf8"), contentType, { gateway: this.opts.self.replace(/[^A-Za-z0-9_]/g, "_") });
   }
 }
 

@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import {
   generateKey, inject, injectable, PluginError, readSecret, TOKENS,
   type Attachment, type HttpFront, type Hub, type Identities, type Logger, type Plugin, type StrataConfig,
@@ -9,7 +11,7 @@ import { CloudClient, parseConnectionString, type CloudAccount } from "./cloud.j
 import type { BlobConfig } from "./config.js";
 import { LogRing } from "./log-ring.js";
 import { containerNameProblem, expandTarget } from "./names.js";
-import { EdgeAgentMethods } from "./methods.js";
+import { EdgeAgentMethods, type ResultSink } from "./methods.js";
 import { BlobServer } from "./server.js";
 import { BlobStore } from "./store.js";
 import { Uploader } from "./uploader.js";
@@ -42,6 +44,7 @@ export class BlobPlugin implements Plugin {
   uploader: Uploader | undefined;
   methods: EdgeAgentMethods | undefined;
   private cloud: CloudAccount | undefined;
+  private parentClient: CloudClient | undefined;
   private readonly ring = new LogRing();
   private unmounts: (() => void)[] = [];
   private attachment: Attachment | undefined;
@@ -68,13 +71,18 @@ export class BlobPlugin implements Plugin {
   }
 
   private async startInner(signal: AbortSignal): Promise<void> {
+    if (!this.cfg.local_store) {
+      await this.startMethodsOnly(signal);
+      return;
+    }
     const dir = blobDataDir(this.config);
     const { key } = accountKey(this.cfg, dir);
     signal.throwIfAborted();
-    this.store = new BlobStore(dir, this.cfg.quota_bytes);
-    await this.store.open();
+    const store = new BlobStore(dir, this.cfg.quota_bytes);
+    this.store = store;
+    await store.open();
     signal.throwIfAborted();
-    this.server = new BlobServer({ store: this.store, account: this.cfg.account_name, key: () => key, maxClockSkewSecs: this.cfg.max_clock_skew_secs, logger: this.log });
+    this.server = new BlobServer({ store, account: this.cfg.account_name, key: () => key, maxClockSkewSecs: this.cfg.max_clock_skew_secs, logger: this.log });
     this.unmounts.push(this.front.mountRaw(this.cfg.path_prefix, this.server.handler(this.cfg.path_prefix)));
     if (this.cfg.serve_account_root) this.unmounts.push(this.front.mountRaw(`/${this.cfg.account_name}`, this.server.handler("")));
 
@@ -98,15 +106,49 @@ export class BlobPlugin implements Plugin {
       this.sweeper.unref();
     }
     if (this.cfg.methods) {
-      this.ring.attach(this.log);
-      this.methods = new EdgeAgentMethods({
-        self: this.config.device_id, store: this.store, container: this.cfg.support_container, ring: this.ring,
-        bundle: () => this.bundle(), scrub: (t) => this.scrub(t),
+      await this.attachMethods({
+        put: async (container, name, body, contentType, metadata) => {
+          if (!(await store.getContainer(container))) await store.createContainer(container, {});
+          await store.putBlob(container, name, Readable.from([body]), { contentType }, metadata);
+        },
+        describe: (container, name) => `${container}/${name} in this gateway's blob store`,
       });
-      await this.ensureAgentIdentity();
-      this.attachment = this.hub.attach(this.methods);
     }
-    this.log.info({ account: this.cfg.account_name, prefix: this.cfg.path_prefix, upload: this.cfg.upload.enabled, usedBytes: this.store.usedBytes() }, "blob store ready");
+    this.log.info({ account: this.cfg.account_name, prefix: this.cfg.path_prefix, upload: this.cfg.upload.enabled, usedBytes: store.usedBytes() }, "blob store ready");
+  }
+
+  /** local_store = false: only the methods, whose results go up through the parent's front to the top's store. */
+  private async startMethodsOnly(signal: AbortSignal): Promise<void> {
+    const parent = this.config.parent;
+    if (!parent) throw new PluginError("blob", "STRATA_BLOB_NO_PARENT", "plugins.blob.local_store = false needs a [parent] to send results to; on the top gateway keep local_store = true");
+    if (!this.cfg.account_key_file) throw new PluginError("blob", "STRATA_BLOB_NO_KEY", "plugins.blob.local_store = false needs account_key_file: the top gateway's account key (mode 0600)");
+    if (!this.cfg.methods) return;
+    const key = readSecret(this.cfg.account_key_file, "plugins.blob.account_key_file");
+    const host = parent.address ?? parent.hostname;
+    const endpoint = new URL(`https://${isIP(host) === 6 ? `[${host}]` : host}:${parent.https_port}${this.cfg.path_prefix}/${this.cfg.account_name}`);
+    const client = new CloudClient({ account: this.cfg.account_name, key, endpoint }, {
+      timeoutMs: this.cfg.upload.timeout_ms, ca: readFileSync(this.config.tls.ca_file, "utf8"), ...(isIP(parent.hostname) ? {} : { servername: parent.hostname }),
+    });
+    this.parentClient = client;
+    signal.throwIfAborted();
+    await this.attachMethods({
+      put: async (container, name, body, contentType, metadata) => {
+        await client.ensureContainer(container);
+        await client.putBlob(container, name, body, { contentType, metadata });
+      },
+      describe: (container, name) => `${container}/${name} at ${endpoint.href}`,
+    });
+    this.log.info({ parent: endpoint.href }, "blob methods ready, results go to the parent");
+  }
+
+  private async attachMethods(sink: ResultSink): Promise<void> {
+    this.ring.attach(this.log);
+    this.methods = new EdgeAgentMethods({
+      self: this.config.device_id, sink, container: this.cfg.support_container, ring: this.ring,
+      bundle: () => this.bundle(), scrub: (t) => this.scrub(t),
+    });
+    await this.ensureAgentIdentity();
+    this.attachment = this.hub.attach(this.methods);
   }
 
   async stop(): Promise<void> {
@@ -122,6 +164,8 @@ export class BlobPlugin implements Plugin {
     this.ring.detach();
     await this.uploader?.stop();
     this.uploader = undefined;
+    this.parentClient?.close();
+    this.parentClient = undefined;
   }
 
   /**
