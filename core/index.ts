@@ -9,6 +9,7 @@ export * from "./tokens.js";
 export * from "./errors.js";
 export * from "./log.js";
 export * from "./message.js";
+export * from "./message-record.js";
 export * from "./listeners.js";
 export * from "./plugin/index.js";
 export * from "./config/index.js";

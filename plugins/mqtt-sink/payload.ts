@@ -1,52 +1,11 @@
-import type { Message, SystemProperties } from "../../core/index.js";
-import { splitIdentityId } from "../../core/index.js";
+import { encodeBody, splitIdentityId, toMessageRecord, type Message, type MessageRecord } from "../../core/index.js";
 
-/**
- * One message as a JSON object: the shape `strata telemetry tail --json` prints (the root's
- * TelemetryRecord; kept in step by hand, plugins do not import each other), so a consumer of the broker
- * and a reader of the root's log see the same thing.
- */
-export interface Envelope {
-  deviceId: string;
-  moduleId: string | null;
-  /** ISO-8601, when the origin gateway accepted the message. */
-  enqueuedTime: string;
-  messageId: string | null;
-  properties: Record<string, string>;
-  systemProperties: Record<string, string>;
-  /** The body as UTF-8 text, or base64 when it is not valid UTF-8 (then `bodyEncoding` is "base64"). */
-  body: string;
-  bodyEncoding?: "base64";
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** The body as text when it is valid UTF-8, else base64. */
-export function encodeBody(body: Buffer): { body: string; bodyEncoding?: "base64" } {
-  try {
-    return { body: utf8.decode(body) };
-  } catch {
-    return { body: body.toString("base64"), bodyEncoding: "base64" };
-  }
-}
-
-function definedOnly(props: SystemProperties): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(props)) if (v !== undefined) out[k] = v;
-  return out;
-}
+/** One message as a JSON object: core's MessageRecord, the shape `strata telemetry tail --json` prints. */
+export type Envelope = MessageRecord;
+export { encodeBody };
 
 export function toEnvelope(message: Message): Envelope {
-  const { deviceId, moduleId } = splitIdentityId(message.source);
-  return {
-    deviceId,
-    moduleId: moduleId ?? null,
-    enqueuedTime: new Date(message.enqueuedTime).toISOString(),
-    messageId: message.systemProperties.messageId ?? null,
-    properties: { ...message.properties },
-    systemProperties: definedOnly(message.systemProperties),
-    ...encodeBody(message.body),
-  };
+  return toMessageRecord(message);
 }
 
 /** IoT Hub's property-bag keys (what a device sends on MQTT), reused as MQTT 5 user property names. */
