@@ -11,8 +11,8 @@ export interface GatewayClientOptions {
   port: number;
   /** The name the server certificate must carry (a DNS name or an IP address). */
   hostname: string;
-  /** PEM trust bundle (the hierarchy's root CA). */
-  ca: string;
+  /** PEM trust bundle (the hierarchy's root CA); a function to pick up a bundle changed while running (root CA rollover). */
+  ca: string | (() => string);
   /** The Authorization header for each request (signed afresh so long-lived clients never send an expired one). */
   token: () => string;
 }
@@ -56,7 +56,7 @@ export class GatewayClient {
         port: this.opts.port,
         method,
         path,
-        ca: this.opts.ca,
+        ca: typeof this.opts.ca === "function" ? this.opts.ca() : this.opts.ca,
         // SNI carries names only; the certificate is checked against the configured name either way.
         servername: isIP(hostname) ? undefined : hostname,
         checkServerIdentity: (_host, cert) => tls.checkServerIdentity(hostname, cert),

@@ -30,7 +30,9 @@ export function parentClient(config: StrataConfig, key: string): GatewayClient |
     host: p.address ?? p.hostname,
     port: p.https_port,
     hostname: p.hostname,
-    ca: readFileSync(config.tls.ca_file, "utf8"),
+    // Read per request: a trust bundle rewritten during a root CA rollover (docs/pki.md) must verify the
+    // parent's re-issued certificate without a restart.
+    ca: () => readFileSync(config.tls.ca_file, "utf8"),
     token: deviceTokenSigner(config.hub, config.device_id, key),
   });
 }

@@ -68,7 +68,7 @@ interface Live {
  */
 export class UpstreamLink implements Upstream, EndpointConsumer {
   readonly batchSize: number;
-  private readonly target: DialTarget;
+  private target: DialTarget;
   private readonly now: () => number;
   private readonly stopController = new AbortController();
   private readonly listeners = new Set<(s: UpstreamState) => void>();
@@ -109,6 +109,11 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     const idleMs = this.opts.idleLinkMs ?? 60_000;
     this.idleSweep ??= setInterval(() => this.closeIdleLinks(idleMs), Math.max(1000, idleMs / 2));
     this.idleSweep.unref();
+  }
+
+  /** A reloaded trust bundle (root CA rollover): the next dial verifies the parent against it; the open connection stays. */
+  setTrustBundle(ca: string): void {
+    this.target = { ...this.target, ca };
   }
 
   /** Closes the connection; deliveries in flight end as "retry". Idempotent. */
