@@ -46,6 +46,9 @@ export const autoDeleteSchema = z.strictObject({
   sweep_interval_ms: z.int().min(10).default(60_000),
 });
 
+/** First path segments other parts of the HTTPS port own (service API, registry, fronts, scope). */
+const RESERVED_ROOTS = ["devices", "twins", "modules", "jobs", "configurations", "messages", "statistics", "v2", "parent", "blob"];
+
 /** `[plugins.blob]`: Blob Storage on IoT Edge's REST subset on the HTTPS port, and the upload to cloud storage. */
 export const blobConfigSchema = z
   .strictObject({
@@ -75,6 +78,9 @@ export const blobConfigSchema = z
     support_container: z.string().regex(CONTAINER_NAME).default("strata-support"),
   })
   .superRefine((c, ctx) => {
+    if (c.serve_account_root && RESERVED_ROOTS.includes(c.account_name)) {
+      ctx.addIssue({ code: "custom", path: ["account_name"], message: `"${c.account_name}" would shadow /${c.account_name} on the HTTPS port (${RESERVED_ROOTS.join(", ")} are taken); pick another name or set serve_account_root = false` });
+    }
     if (c.upload.enabled && !c.upload.connection_string_file) {
       ctx.addIssue({ code: "custom", path: ["upload", "connection_string_file"], message: "upload.enabled needs connection_string_file (a 0600 file with the cloud storage connection string)" });
     }

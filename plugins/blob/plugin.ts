@@ -138,6 +138,8 @@ export class BlobPlugin implements Plugin {
       },
       describe: (container, name) => `${container}/${name} at ${endpoint.href}`,
     });
+    const frontBlob = (this.config.plugins["https-front"] as { blob?: string } | undefined)?.blob;
+    if (frontBlob !== "parent") this.log.warn({ httpsFrontBlob: frontBlob ?? "(no https-front)" }, "blob local_store is off: set [plugins.https-front] blob = \"parent\" so local clients reach the top's store");
     this.log.info({ parent: endpoint.href }, "blob methods ready, results go to the parent");
   }
 
