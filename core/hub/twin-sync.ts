@@ -4,6 +4,7 @@
 import type { IdentityId } from "../message.js";
 import type { Kv } from "../store/types.js";
 import type { TwinProperties } from "./types.js";
+import { KeyedSerial } from "./keyed-serial.js";
 
 /** A twin as the parent answers a GET: both property sets and the twin's version. */
 export interface TwinDocument {
@@ -63,12 +64,12 @@ interface Pending {
 
 /** Reported patches not yet acknowledged by the parent, one merged patch per identity, on disk. */
 export class PendingReported {
-  private readonly chains = new Map<IdentityId, Promise<unknown>>();
+  private readonly serials = new KeyedSerial<IdentityId>();
 
   constructor(private readonly kv: Kv<Pending>) {}
 
   add(id: IdentityId, patch: Record<string, unknown>): Promise<void> {
-    return this.serial(id, async () => {
+    return this.serials.run(id, async () => {
       const current = (await this.kv.get(id)) ?? { patch: {}, seq: 0 };
       accumulatePatch(current.patch, patch);
       current.seq += 1;
@@ -82,7 +83,7 @@ export class PendingReported {
 
   /** Removes the entry if it is still the one of `seq` (nothing added since it was read). */
   settle(id: IdentityId, seq: number): Promise<boolean> {
-    return this.serial(id, async () => {
+    return this.serials.run(id, async () => {
       const current = await this.kv.get(id);
       if (!current || current.seq !== seq) return false;
       await this.kv.del(id);
@@ -94,17 +95,6 @@ export class PendingReported {
     const out: IdentityId[] = [];
     for await (const [id] of this.kv.entries()) out.push(id);
     return out;
-  }
-
-  private serial<T>(id: IdentityId, work: () => Promise<T>): Promise<T> {
-    const previous = this.chains.get(id) ?? Promise.resolve();
-    const next = previous.then(work, work);
-    const tail = next.catch(() => undefined);
-    this.chains.set(id, tail);
-    void tail.then(() => {
-      if (this.chains.get(id) === tail) this.chains.delete(id);
-    });
-    return next;
   }
 }
 

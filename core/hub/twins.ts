@@ -2,13 +2,14 @@ import type { IdentityId } from "../message.js";
 import { splitIdentityId } from "../message.js";
 import type { Kv } from "../store/types.js";
 import type { Twin, TwinProperties } from "./types.js";
+import { KeyedSerial } from "./keyed-serial.js";
 
 /**
  * Twins kept durably in the store, one record per identity. Updates to one twin are serialised so that
  * versions never race; a patch is merged as IoT Hub merges it (a null value deletes the key).
  */
 export class TwinStore {
-  private readonly chains = new Map<IdentityId, Promise<unknown>>();
+  private readonly serials = new KeyedSerial<IdentityId>();
 
   constructor(private readonly kv: Kv<Twin>) {}
 
@@ -17,29 +18,18 @@ export class TwinStore {
   }
 
   async remove(id: IdentityId): Promise<void> {
-    await this.serial(id, () => this.kv.del(id));
+    await this.serials.run(id, () => this.kv.del(id));
   }
 
   /** Apply `change` to the twin and persist it; resolves with the stored twin. */
   update(id: IdentityId, change: (twin: Twin) => void): Promise<Twin> {
-    return this.serial(id, async () => {
+    return this.serials.run(id, async () => {
       const twin = await this.get(id);
       change(twin);
       twin.version += 1;
       await this.kv.put(id, twin);
       return twin;
     });
-  }
-
-  private serial<T>(id: IdentityId, work: () => Promise<T>): Promise<T> {
-    const previous = this.chains.get(id) ?? Promise.resolve();
-    const next = previous.then(work, work);
-    const tail = next.catch(() => undefined);
-    this.chains.set(id, tail);
-    void tail.then(() => {
-      if (this.chains.get(id) === tail) this.chains.delete(id);
-    });
-    return next;
   }
 }
 
