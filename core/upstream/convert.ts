@@ -158,15 +158,31 @@ function idToString(id: string | number | Buffer): string {
   return Buffer.isBuffer(id) ? id.toString("hex") : String(id);
 }
 
-/** A data section (rhea gives `{typecode: 0x75, content}`), a Buffer, or an amqp-value string. */
+/** The bytes of an AMQP body: a data section (one or several), an amqp-value, a Buffer or a string. */
 export function bodyBytes(body: unknown): Buffer {
-  if (Buffer.isBuffer(body)) return body;
-  if (body && typeof body === "object" && "content" in body) {
-    const content = (body as { content: unknown }).content;
-    if (Buffer.isBuffer(content)) return content;
-    if (Array.isArray(content)) return Buffer.concat(content.filter((c): c is Buffer => Buffer.isBuffer(c)));
-  }
-  if (typeof body === "string") return Buffer.from(body, "utf8");
   if (body === undefined || body === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === "string") return Buffer.from(body, "utf8");
+  if (typeof body === "object") {
+    const section = body as { typecode?: number; content?: unknown; multiple?: boolean };
+    if (section.typecode === 0x75 && Buffer.isBuffer(section.content)) return section.content;
+    if (section.typecode === 0x75 && section.multiple && Array.isArray(section.content)) {
+      return Buffer.concat(section.content.map((c) => bodyBytes(c)));
+    }
+    if (section.typecode === 0x77) return bodyBytes(section.content);
+    if (body instanceof Uint8Array) return Buffer.from(body);
+  }
   return Buffer.from(JSON.stringify(body), "utf8");
+}
+
+/** A JSON body (methods, twins); empty is null, text that is not JSON is returned as the string. */
+export function parseJsonBody(body: unknown): unknown {
+  const bytes = bodyBytes(body);
+  if (bytes.length === 0) return null;
+  const text = bytes.toString("utf8");
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }

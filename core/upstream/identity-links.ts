@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { message as rheaMessage, type Connection, type Delivery, type EventContext, type Receiver, type Sender, type Session } from "rhea";
 import type { IdentityId } from "../message.js";
-import { AUTH_CHAIN_PROPERTY, bodyBytes } from "./convert.js";
+import { AUTH_CHAIN_PROPERTY, parseJsonBody } from "./convert.js";
 
 export type DownKind = "c2d" | "methods" | "twin";
 
@@ -91,7 +91,7 @@ export class IdentityDownlinks {
         this.handlers.onMethod({
           rid: m.correlation_id,
           methodName: String(m.application_properties?.[METHOD_NAME_PROPERTY] ?? ""),
-          payload: parseJson(m.body),
+          payload: parseJsonBody(m.body),
           ...(Number.isFinite(timeout) && timeout > 0 ? { timeoutSecs: timeout } : {}),
         });
       });
@@ -172,7 +172,7 @@ export class IdentityDownlinks {
     const cid = m["correlation_id"];
     if (cid === undefined || cid === null) {
       // A desired patch: the one twin message without a correlation id.
-      const patch = parseJson(m["body"]);
+      const patch = parseJsonBody(m["body"]);
       if (patch && typeof patch === "object" && !Array.isArray(patch)) {
         const version = Number(ann["version"] ?? (patch as Record<string, unknown>)["$version"]);
         this.handlers.onDesired({ ...(patch as Record<string, unknown>), $version: version });
@@ -183,7 +183,7 @@ export class IdentityDownlinks {
     const finish = this.twinCalls.get(rid);
     if (!finish) return;
     const version = ann["version"] === undefined ? undefined : Number(ann["version"]);
-    finish({ status: Number(ann["status"] ?? 500), ...(version !== undefined ? { version } : {}), body: parseJson(m["body"]) });
+    finish({ status: Number(ann["status"] ?? 500), ...(version !== undefined ? { version } : {}), body: parseJsonBody(m["body"]) });
   }
 
   private failTwinCalls(): void {
@@ -214,16 +214,5 @@ function closeQuietly(x: { close(): void } | undefined): void {
     x?.close();
   } catch {
     // the connection is already gone
-  }
-}
-
-function parseJson(body: unknown): unknown {
-  const bytes = bodyBytes(body);
-  if (bytes.length === 0) return null;
-  const text = bytes.toString("utf8");
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
   }
 }

@@ -2,7 +2,7 @@
 export { UpstreamLink, type UpstreamLinkOptions } from "./link.js";
 export type { Upstream, UpstreamState, UpstreamStatus, UpstreamTransport } from "./types.js";
 export {
-  AUTH_CHAIN_PROPERTY, OUTPUT_NAME_PROPERTY, STRATA_ANNOTATIONS, eventsAddress, fromAmqpMessage, toAmqpMessage, type AmqpMessage,
+  AUTH_CHAIN_PROPERTY, OUTPUT_NAME_PROPERTY, STRATA_ANNOTATIONS, bodyBytes, eventsAddress, fromAmqpMessage, parseJsonBody, toAmqpMessage, type AmqpMessage,
 } from "./convert.js";
 export { IDENTITY_REFUSED_CONDITIONS, PERMANENT_CONDITIONS, REFUSAL_ATTEMPTS, outcomeForRefusal } from "./refusals.js";
 export { upstreamFromConfig } from "./from-config.js";

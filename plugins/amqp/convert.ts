@@ -1,5 +1,5 @@
 import rhea from "rhea";
-import { fromAmqpMessage, STRATA_ANNOTATIONS, type AmqpMessage, type InboundMessage, type Message, type SystemProperties } from "../../core/index.js";
+import { bodyBytes, fromAmqpMessage, parseJsonBody, STRATA_ANNOTATIONS, type AmqpMessage, type InboundMessage, type Message, type SystemProperties } from "../../core/index.js";
 
 /**
  * Message ↔ AMQP 1.0 conversion, both directions, pure (no I/O). IoT Hub's mapping: AMQP properties carry
@@ -49,7 +49,7 @@ export const CONNECTION_DEVICE_ANNOTATION = "iothub-connection-device-id";
 export const CONNECTION_MODULE_ANNOTATION = "iothub-connection-module-id";
 
 /** Strata's metadata between gateways (the nesting contract): core's, shared with the upstream link. */
-export { STRATA_ANNOTATIONS };
+export { STRATA_ANNOTATIONS, bodyBytes, parseJsonBody };
 
 /** Message annotations that map to system properties (IoT Hub's names). */
 const ANNOTATION_SYSTEM: Record<string, keyof SystemProperties> = {
@@ -77,22 +77,6 @@ export function echoId(value: unknown): string | Buffer | undefined {
   return idToString(value);
 }
 
-/** Body bytes of a received message: a data section, a string (amqp-value), or anything else as JSON. */
-export function bodyBytes(body: unknown): Buffer {
-  if (body === undefined || body === null) return Buffer.alloc(0);
-  if (Buffer.isBuffer(body)) return body;
-  if (typeof body === "string") return Buffer.from(body, "utf8");
-  if (typeof body === "object") {
-    const section = body as { typecode?: number; content?: unknown; multiple?: boolean };
-    if (section.typecode === 0x75 && Buffer.isBuffer(section.content)) return section.content;
-    if (section.typecode === 0x75 && section.multiple && Array.isArray(section.content)) {
-      return Buffer.concat(section.content.map((c) => bodyBytes(c)));
-    }
-    if (section.typecode === 0x77) return bodyBytes(section.content);
-    if (body instanceof Uint8Array) return Buffer.from(body);
-  }
-  return Buffer.from(JSON.stringify(body), "utf8");
-}
 
 function stringOf(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
@@ -221,17 +205,6 @@ export function jsonBody(value: unknown): unknown {
   return rhea.message.data_section(Buffer.from(value === undefined ? "" : JSON.stringify(value), "utf8"));
 }
 
-/** Parses a JSON body; empty is null, text that is not JSON is returned as the string. */
-export function parseJsonBody(body: unknown): unknown {
-  const bytes = bodyBytes(body);
-  if (bytes.length === 0) return null;
-  const text = bytes.toString("utf8");
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
 
 /** Rough encoded size of a received message, for the message-size limit when rhea has already decoded it. */
 export function encodedSize(msg: AmqpMessageIn): number {
