@@ -25,3 +25,4 @@ export * from "./scope/index.js";
 export * from "./metrics/index.js";
 export * from "./upstream/index.js";
 export * from "./provision/index.js";
+export { runChecks, type CheckLine, type Verdict as CheckLineVerdict } from "./cli/check.js";
