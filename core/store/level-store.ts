@@ -49,6 +49,13 @@ interface DeadIndex { qseq: number; at: number; bytes: number }
 export class LevelStore implements Store {
   private readonly db: ClassicLevel<string, Buffer>;
   private readonly commit: GroupCommit;
+  /**
+   * Acks (a delivered message's record leaves, its dedup key takes over) are written without their own fsync:
+   * the write is atomic and ordered in LevelDB's log, survives a process crash, and the next synced batch makes
+   * it durable. What a power loss can undo is only the ack, so the message is delivered again (at least once,
+   * the consumer dedups by id), never lost; and an ack no longer takes an fsync slot the devices' writes wait behind.
+   */
+  private readonly settled: GroupCommit;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly queues = new Map<string, LevelQueue>();
@@ -104,6 +111,7 @@ export class LevelStore implements Store {
     }
     this.db = new ClassicLevel<string, Buffer>(opts.path, { keyEncoding: "utf8", valueEncoding: "buffer" });
     this.commit = new GroupCommit(this.db, opts.sync ?? true);
+    this.settled = new GroupCommit(this.db, false);
     this.commit.beforeWrite = () => this.idOps();
     this.commit.beforeWriteFailed = () => { this.idsDirty = true; };
     this.host = this.makeHost();
@@ -177,6 +185,7 @@ export class LevelStore implements Store {
     this.state = "closing";
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.commit.drain();
+    await this.settled.drain();
     this.state = "closed";
     await this.db.close();
     for (const q of this.queues.values()) q.wake();
@@ -371,6 +380,7 @@ export class LevelStore implements Store {
       nextQseq: () => this.qseq++,
       readValues: (keys) => this.db.getMany(keys),
       append: (ops, onDurable, onFailed) => this.commit.append(ops, onDurable, onFailed),
+      appendSettled: (ops, onWritten) => this.settled.append(ops, onWritten),
       forget: (e) => {
         this.usedBytes -= e.bytes;
         this.countShare(e.share, -e.bytes);

@@ -43,6 +43,8 @@ export interface QueueHost {
   nextQseq(): number;
   readValues(keys: string[]): Promise<(Buffer | undefined)[]>;
   append(ops: Op[], onDurable?: () => void, onFailed?: () => void): Promise<void>;
+  /** Writes ops that may be undone by a power loss without losing a message (acks): no fsync of their own. */
+  appendSettled(ops: Op[], onWritten?: () => void): Promise<void>;
   /** The entry left the queue (acked, expired, dead-lettered): release its quota bytes and cache. */
   forget(entry: Entry): void;
   /** Keeps `m` in memory with the entry when the read cache has room. */
@@ -137,11 +139,12 @@ export class LevelQueue implements EndpointQueue {
     const entries = this.entriesOf(leases);
     if (entries.length === 0) return;
     // The record leaves, its dedup key takes over in the same atomic batch: the id is never forgotten early.
+    // Unsynced (see LevelStore.settled): a power loss can only undo the ack, which means a redelivery.
     const ops: Op[] = [];
     for (const e of entries) {
       ops.push({ type: "del", key: e.key }, { type: "put", key: dedupKey(e.id), value: encodeF64(e.deadline) });
     }
-    await this.host.append(ops, () => {
+    await this.host.appendSettled(ops, () => {
       let n = 0;
       for (const e of entries) if (!e.gone) { this.remove(e); n++; }
       this.host.countAcked(n);
