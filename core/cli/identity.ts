@@ -5,6 +5,7 @@ import { StrataError } from "../errors.js";
 import { IdentityRegistry } from "../identity/registry.js";
 import { deviceConnectionString, generateKey } from "../identity/sas.js";
 import type { Authentication, IdentityRecord } from "../identity/types.js";
+import { normalizeThumbprint } from "../identity/x509.js";
 import { silentLogger } from "../log.js";
 import { LevelStore } from "../store/level-store.js";
 import { dialHost, resolveConfig, type ConfigFlags } from "./context.js";
@@ -74,7 +75,8 @@ export async function identityCommand(args: readonly string[], out: Output): Pro
         return 0;
       case "add": {
         const auth: Authentication = values.thumbprint
-          ? { type: "selfSigned", primaryThumbprint: values.thumbprint, ...(values.thumbprint2 ? { secondaryThumbprint: values.thumbprint2 } : {}) }
+          // `openssl x509 -fingerprint` prints AB:CD:…; the service API (as IoT Hub) takes bare hex only.
+          ? { type: "selfSigned", primaryThumbprint: normalizeThumbprint(values.thumbprint), ...(values.thumbprint2 ? { secondaryThumbprint: normalizeThumbprint(values.thumbprint2) } : {}) }
           : values.ca ? { type: "certificateAuthority" } : { type: "sas", primaryKey: generateKey(), secondaryKey: generateKey() };
         const record = await access.put({
           id: id!, deviceId: deviceId!, ...(values.module ? { moduleId: values.module } : {}),

@@ -11,6 +11,7 @@ import type {
   AccessPolicy,
   AuthFailure,
   AuthResult,
+  CertificateContext,
   Identities,
   IdentityEvent,
   IdentityRecord,
@@ -233,7 +234,7 @@ export class IdentityRegistry implements Identities {
     return { ok: true, principal: this.principal(record, "sas", sas.se) };
   }
 
-  verifyCertificate(claimed: IdentityId, chainDer: readonly Buffer[], now = Date.now()): AuthResult {
+  verifyCertificate(claimed: IdentityId, chainDer: readonly Buffer[], now = Date.now(), context: CertificateContext = {}): AuthResult {
     if (claimed.includes("/")) return fail("bad-certificate", `${claimed} is a module: X.509 authentication is for devices only, modules use SAS`);
     if (chainDer.length === 0) return fail("malformed", "no client certificate was presented");
     const certs = chainDer.map((der) => parseCertificate(der));
@@ -261,8 +262,10 @@ export class IdentityRegistry implements Identities {
       if (cns.length !== 1 || cns[0] !== record.deviceId) {
         return fail("bad-certificate", `certificate CN is "${cns.join(",")}", it must be the device id "${record.deviceId}"`);
       }
+      // A chain the handshake verified against the same trust bundle needs no second walk (and cannot have one:
+      // node drops the presented intermediates server-side). A chain walk that succeeds is accepted either way.
       const problem = chainProblem(leaf!, intermediates, this.trusted, now);
-      if (problem) return fail("bad-certificate", problem);
+      if (problem && !context.tlsVerified) return fail("bad-certificate", problem);
       return { ok: true, principal: this.principal(record, "x509-ca", expiresAt) };
     }
     return fail("bad-certificate", `${claimed} authenticates with SAS, not X.509`);

@@ -70,6 +70,17 @@ export type AuthFailure =
 
 export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: AuthFailure; detail: string };
 
+/** What a transport already established about the client certificate it hands to verifyCertificate. */
+export interface CertificateContext {
+  /**
+   * The TLS handshake verified the client's chain against this gateway's trust bundle (`socket.authorized` on a
+   * server with `requestCert` and `ca` = the trust bundle, the same bundle Identities trusts). Node's server side
+   * hands over only the leaf and drops the intermediates the client sent, so a leaf issued under an edge CA can
+   * be accepted for CA authentication only on this fact. CN, validity and thumbprint checks still apply.
+   */
+  tlsVerified?: boolean;
+}
+
 /** A shared access policy of the service side (root): `iothubowner` and friends. */
 export interface AccessPolicy {
   name: string;
@@ -104,8 +115,11 @@ export interface Identities {
 
   /** Verify a SAS token presented by a connection claiming to be `claimed`. */
   verifySas(claimed: IdentityId, token: string, now?: number): AuthResult;
-  /** Verify a TLS client certificate chain (leaf first, DER) presented by a connection claiming `claimed`. */
-  verifyCertificate(claimed: IdentityId, chainDer: readonly Buffer[], now?: number): AuthResult;
+  /**
+   * Verify a TLS client certificate chain (leaf first, DER) presented by a connection claiming `claimed`.
+   * `context` carries what the transport already established (see CertificateContext).
+   */
+  verifyCertificate(claimed: IdentityId, chainDer: readonly Buffer[], now?: number, context?: CertificateContext): AuthResult;
   /**
    * On-behalf-of: `actor` (a child gateway, authenticated with its own credential) acts for `target`,
    * presenting `authChain` (target first, actor last). Checks the chain against this gateway's own view.

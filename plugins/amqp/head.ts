@@ -22,6 +22,8 @@ export interface PeerInfo {
   remoteAddress?: string;
   /** The TLS client certificate chain, leaf first, DER; empty without one. */
   peerChain: Buffer[];
+  /** The TLS handshake verified peerChain against the trust bundle (node drops the client's intermediates). */
+  peerVerified?: boolean;
 }
 
 interface AuthEntry {
@@ -248,7 +250,7 @@ export class AmqpHead {
     const known = this.principalFor(state, target);
     if (known) return { ok: true, principal: known };
     if (state.peer.peerChain.length > 0) {
-      const result = ids.verifyCertificate(target, state.peer.peerChain);
+      const result = ids.verifyCertificate(target, state.peer.peerChain, undefined, { tlsVerified: state.peer.peerVerified === true });
       if (result.ok) this.remember(state, result.principal);
       return result;
     }

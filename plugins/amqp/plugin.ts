@@ -48,7 +48,7 @@ export class AmqpPlugin implements Plugin {
         // A client certificate is requested, not required, and not verified by TLS: Identities decides.
         const server = tls.createServer(
           { cert: this.pki.chain, key: this.pki.key, ca: this.pki.trustBundle, requestCert: true, rejectUnauthorized: false, minVersion: "TLSv1.2" },
-          (socket) => head.accept(socket, { transport: "tls", remoteAddress: socket.remoteAddress, peerChain: peerChain(socket) }),
+          (socket) => head.accept(socket, { transport: "tls", remoteAddress: socket.remoteAddress, peerChain: peerChain(socket), peerVerified: socket.authorized }),
         );
         server.on("tlsClientError", (err, socket) => this.log.debug({ err, remoteAddress: socket.remoteAddress }, "amqp tls handshake failed"));
         this.server = server;
@@ -66,7 +66,7 @@ export class AmqpPlugin implements Plugin {
       if (this.config.websocket) {
         this.unmountWebSocket = this.front.websocket(WEBSOCKET_PATH, WEBSOCKET_SUBPROTOCOL, (ws, req) => {
           const socket = req.socket as tls.TLSSocket;
-          const peer: PeerInfo = { transport: "websocket", remoteAddress: socket.remoteAddress, peerChain: typeof socket.getPeerCertificate === "function" ? peerChain(socket) : [] };
+          const peer: PeerInfo = { transport: "websocket", remoteAddress: socket.remoteAddress, peerChain: typeof socket.getPeerCertificate === "function" ? peerChain(socket) : [], peerVerified: socket.authorized === true };
           head.container.websocket_accept(ws as never, head.connectionOptions(peer) as never);
         });
       }

@@ -90,6 +90,20 @@ test("CA: a leaf issued by a presented intermediate under the trusted root is ac
   assert.equal(refusal(registry.verifyCertificate("d1", [leaf.der])), "bad-certificate");
 });
 
+test("CA: a leaf under an intermediate the TLS handshake verified (node dropped the intermediate) is accepted; CN, validity and thumbprint still checked", async () => {
+  const { registry } = await caRegistry();
+  const leaf = makeCert({ cn: "d1", issuer: intermediate });
+  const r = registry.verifyCertificate("d1", [leaf.der], undefined, { tlsVerified: true });
+  assert.equal(r.ok && r.principal.method, "x509-ca");
+  assert.equal(refusal(registry.verifyCertificate("d1", [leaf.der], undefined, { tlsVerified: false })), "bad-certificate");
+  // the handshake's verdict is about the chain only: a verified certificate for d1 does not make its holder d2
+  assert.equal(refusal(registry.verifyCertificate("d2", [leaf.der], undefined, { tlsVerified: true })), "bad-certificate");
+  const expired = makeCert({ cn: "d1", issuer: intermediate, notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) });
+  assert.equal(refusal(registry.verifyCertificate("d1", [expired.der], undefined, { tlsVerified: true })), "bad-certificate");
+  const { registry: byThumbprint } = await makeRegistry([sasDevice("t1", { auth: { type: "selfSigned", primaryThumbprint: "00".repeat(20) } })]);
+  assert.equal(refusal(byThumbprint.verifyCertificate("t1", [makeCert({ cn: "t1", issuer: root }).der], undefined, { tlsVerified: true })), "bad-certificate");
+});
+
 test("CA: a leaf issued by another CA is refused", async () => {
   const { registry } = await caRegistry();
   const leaf = makeCert({ cn: "d1", issuer: otherRoot });
