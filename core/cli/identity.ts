@@ -6,6 +6,7 @@ import { IdentityRegistry } from "../identity/registry.js";
 import { deviceConnectionString, generateKey } from "../identity/sas.js";
 import type { Authentication, IdentityRecord } from "../identity/types.js";
 import { normalizeThumbprint } from "../identity/x509.js";
+import { ensureEdgeModules } from "../identity/edge-modules.js";
 import { silentLogger } from "../log.js";
 import { LevelStore } from "../store/level-store.js";
 import { dialHost, resolveConfig, type ConfigFlags } from "./context.js";
@@ -116,7 +117,12 @@ async function openRegistry(config: StrataConfig): Promise<RegistryAccess> {
   return {
     list: async () => registry.list(),
     get: async (id) => registry.get(id),
-    put: (r) => registry.put(r),
+    put: async (r) => {
+      const record = await registry.put(r);
+      // At the root (the registry of record) an edge device gets its runtime's module identities, as IoT Hub does.
+      if (!config.parent) await ensureEdgeModules(registry, record);
+      return record;
+    },
     remove: (id) => registry.remove(id),
     close: () => store.close(),
   };

@@ -14,3 +14,4 @@ export {
 } from "./sas.js";
 export { MAX_CHAIN_LENGTH } from "./chain.js";
 export { thumbprints, normalizeThumbprint } from "./x509.js";
+export { ensureEdgeModules, EDGE_SYSTEM_MODULES } from "./edge-modules.js";

@@ -3,6 +3,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { HttpFront } from "../http/front.js";
 import type { Hub } from "../hub/types.js";
+import { ensureEdgeModules } from "../identity/edge-modules.js";
 import type { IdentityRegistry } from "../identity/registry.js";
 import type { Logger } from "../log.js";
 import { authenticate, type AuthContext, type Requester } from "./auth.js";
@@ -149,7 +150,9 @@ export class ScopeServer {
 
     if (atRoot) {
       const record = await ids.put(recordToStore(r, id, ids.get(id)));
-      this.opts.logger.info({ id, parent: record.parent, by: requester.id }, "identity registered");
+      // A child gateway gets its runtime's module identities with it, as IoT Hub creates them for edge devices.
+      const modules = await ensureEdgeModules(ids, record);
+      this.opts.logger.info({ id, parent: record.parent, by: requester.id, modules: modules.map((m) => m.id) }, "identity registered");
       return void reply.code(200).send(record);
     }
     // Below the root: this hop vouches for its requester and asks its parent with its own identity.

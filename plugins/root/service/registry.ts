@@ -1,4 +1,4 @@
-import { identityId, type Hub, type Identities, type IdentityRecord, type Kv } from "../../../core/index.js";
+import { EDGE_SYSTEM_MODULES, identityId, type Hub, type Identities, type IdentityRecord, type Kv } from "../../../core/index.js";
 import {
   deviceJson, newGenerationId, parseDeviceSpec, scopeCandidates, scopeOf, withKeys, type RegistryMeta,
 } from "./devices.js";
@@ -101,6 +101,12 @@ export class DeviceRegistry {
     const managedBy = spec.managedBy ?? previousMeta?.managedBy;
     if (managedBy !== undefined) meta.managedBy = managedBy;
     await this.meta.put(id, meta);
+    // IoT Hub creates an edge device's $edgeAgent and $edgeHub with it (also when an update makes it one).
+    if (record.edge && moduleId === undefined) {
+      for (const m of EDGE_SYSTEM_MODULES) {
+        if (!this.identities.get(identityId(deviceId, m))) await this.put(deviceId, m, { managedBy: "IotEdge" }, undefined);
+      }
+    }
     return this.view(record);
   }
 

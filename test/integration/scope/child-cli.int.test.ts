@@ -78,7 +78,7 @@ test("child add → bundle → child install gives a config strata check accepts
   await waitForIdentities(gw1.identities, () => gw1.identities.get("gw1")?.parent === "root", 10_000, "gw1's own record at gw1");
   const list = capture();
   assert.equal(await main(["child", "list", "--config", rootConfig], list), 0, list.text());
-  assert.match(list.text(), /^gw1\s+enabled\s+link (connected|offline)\s+scope sync (polling|last \d+ s ago)\s+subtree 1$/m);
+  assert.match(list.text(), /^gw1\s+enabled\s+link (connected|offline)\s+scope sync (polling|last \d+ s ago)\s+subtree 3$/m); // gw1, gw1/$edgeAgent, gw1/$edgeHub
 });
 
 test("a chain of five set up only with child add and child install: registration climbs four hops and the record flows back down", async (t) => {
@@ -114,6 +114,9 @@ test("a chain of five set up only with child add and child install: registration
   const took = await waitForIdentities(bottom.identities, () => !!bottom.identities.get("leaf-from-root"), 10_000, "leaf-from-root at gw4");
   assert.ok(took < 5000, `four layers took ${took} ms`);
   assert.deepEqual(bottom.identities.authChain("leaf-from-root"), ["leaf-from-root", "gw4"]);
+  // child add created gw4's runtime module identities at the root, as IoT Hub does for edge devices; they came down.
+  assert.equal(bottom.identities.get("gw4/$edgeAgent")?.moduleId, "$edgeAgent");
+  assert.equal(bottom.identities.get("gw4/$edgeHub")?.moduleId, "$edgeHub");
   const kids = await listChildren(chain[2]!.config, chain[2]!.listeners.get("https")!.port);
-  assert.deepEqual(kids.map((k) => [k.id, k.subtree]), [["gw4", 3]]);
+  assert.deepEqual(kids.map((k) => [k.id, k.subtree]), [["gw4", 5]]); // gw4 with its $edgeAgent and $edgeHub, and two leaves
 });
