@@ -80,7 +80,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
   readonly downward: DownwardLinks | undefined;
 
   constructor(private readonly opts: UpstreamLinkOptions) {
-    this.batchSize = opts.batchSize ?? 200;
+    this.batchSize = opts.batchSize ?? 500;
     this.now = opts.now ?? Date.now;
     this.target = {
       hostname: opts.parent.hostname,
