@@ -12,22 +12,10 @@ import mqtt, { type MqttClient } from "mqtt";
 import rhea, { type Connection, type EventContext, type Sender } from "rhea";
 import { signSas, UPSTREAM } from "../../core/index.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
-
-const PAYLOAD_BYTES = 256;
+import { PAYLOAD_BYTES, arg, percentile } from "./common.js";
 
 interface Options { seconds: number; devices: number; window: number }
 interface Result { protocol: string; accepted: number; perSec: number; p50: number; p99: number; lost: number }
-
-function arg(args: string[], name: string, dflt: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-}
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 function token(gw: TestGateway, id: string, key: string): string {
   return signSas({ resource: `${gw.hubName}/devices/${id}`, key, expirySecs: Math.floor(Date.now() / 1000) + 3600 });

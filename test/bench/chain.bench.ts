@@ -19,8 +19,8 @@ import { signSas } from "../../core/identity/sas.js";
 import { cpuSeconds } from "../support/chaos.js";
 import { startMosquitto, type Mosquitto } from "../support/mosquitto.js";
 import { buildTree, treeUnavailable, type Tree } from "../support/tree.js";
+import { PAYLOAD_BYTES, arg, payload, percentile } from "./common.js";
 
-const PAYLOAD_BYTES = 256;
 const LEVELS = 5;
 const CHAIN = ["root", "gw1", "gw2", "gw3", "gw4"];
 
@@ -54,25 +54,6 @@ interface RunResult {
   p99: number;
   /** Strata only: CPU-seconds per delivered message, per gateway (root first). */
   cpuPerMessage?: Record<string, number>;
-}
-
-function arg(args: string[], name: string, dflt: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-}
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/** `device:seq:sentAt` padded to 256 bytes (as mqtt.bench.ts): the subscriber recovers id and send time. */
-function payload(device: number, seq: number): Buffer {
-  const head = `${device}:${seq}:${performance.now().toFixed(3)}:`;
-  const buf = Buffer.alloc(PAYLOAD_BYTES, 0x2e);
-  buf.write(head, 0, "latin1");
-  return buf;
 }
 
 /** The subscriber at the top: unique deliveries and their end-to-end latencies. */

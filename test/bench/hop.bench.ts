@@ -13,8 +13,7 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { signSas } from "../../core/identity/sas.js";
 import { startMosquitto } from "../support/mosquitto.js";
 import { buildTree, treeUnavailable } from "../support/tree.js";
-
-const PAYLOAD_BYTES = 256;
+import { PAYLOAD_BYTES, arg, payload, percentile } from "./common.js";
 
 interface Options { seconds: number; devices: number; window: number; only: string[] }
 interface Target {
@@ -26,20 +25,6 @@ interface Target {
 interface Result {
   target: string; acked: number; delivered: number; lost: number;
   ackedPerSec: number; deliveredPerSec: number; p50: number; p99: number;
-}
-
-function arg(args: string[], name: string, dflt: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-}
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-function payload(device: number, seq: number): Buffer {
-  const head = Buffer.from(`${device}:${seq}:${performance.now()}:`, "latin1");
-  return Buffer.concat([head, Buffer.alloc(Math.max(0, PAYLOAD_BYTES - head.length), 0x61)]);
 }
 
 async function runLoad(target: Target, o: Options): Promise<Result> {

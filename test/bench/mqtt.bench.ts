@@ -18,8 +18,7 @@ import { join } from "node:path";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { signSas } from "../../core/index.js";
 import { startMosquitto, type Mosquitto } from "../support/mosquitto.js";
-
-const PAYLOAD_BYTES = 256;
+import { PAYLOAD_BYTES, arg, payload, percentile } from "./common.js";
 
 interface Options {
   seconds: number;
@@ -54,27 +53,8 @@ interface RunResult {
   ackP99: number;
 }
 
-function arg(args: string[], name: string, dflt: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-}
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 function median(values: number[]): number {
   return percentile(values, 50);
-}
-
-/** `device:seq:sentAt` padded to 256 bytes: the subscriber recovers id and send time from the payload alone. */
-function payload(device: number, seq: number): Buffer {
-  const head = `${device}:${seq}:${performance.now().toFixed(3)}:`;
-  const buf = Buffer.alloc(PAYLOAD_BYTES, 0x2e);
-  buf.write(head, 0, "latin1");
-  return buf;
 }
 
 /** One run: connect, publish for `seconds` (as fast as the window allows, or at `rate` msg/s in all), drain, count. */
