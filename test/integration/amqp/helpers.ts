@@ -7,7 +7,7 @@ import { deviceConnectionString } from "../../../core/index.js";
 import { startTestGateway, type TestGateway, type TestGatewayOptions } from "../../support/gateway.js";
 import type { watchedLogger } from "../mqtt/helpers.js";
 
-export { takeFromQueue, watchedLogger, sasToken } from "../mqtt/helpers.js";
+export { takeFromQueue, watchedLogger, sasToken, assertTelemetryWithProperties, assertTwinReported } from "../mqtt/helpers.js";
 
 const closers = new WeakMap<TestGateway, Array<() => Promise<unknown>>>();
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Message } from "azure-iot-device";
-import { amqpDevice, amqpGateway, amqpModule, amqpWsDevice, linkAttached, takeFromQueue, watchedLogger } from "./helpers.js";
+import { amqpDevice, amqpGateway, amqpModule, amqpWsDevice, linkAttached, takeFromQueue, watchedLogger, assertTelemetryWithProperties, assertTwinReported } from "./helpers.js";
 
 test("Azure SDK over AMQP/TLS: telemetry, twin, desired patch, method, C2D complete/reject/abandon", async (t) => {
   const log = watchedLogger();
@@ -9,36 +9,10 @@ test("Azure SDK over AMQP/TLS: telemetry, twin, desired patch, method, C2D compl
   const { key } = await gw.addDevice("d1");
   const client = await amqpDevice(t, gw, "d1", key);
 
-  await t.test("sendEvent reaches the hub with its properties (accepted after the durable write)", async () => {
-    const msg = new Message(JSON.stringify({ temp: 21 }));
-    msg.messageId = "m-1";
-    msg.correlationId = "c-1";
-    msg.contentType = "application/json";
-    msg.contentEncoding = "utf-8";
-    msg.properties.add("alert", "a b&c=d");
-    await client.sendEvent(msg);
-    // 1. sendEvent resolved on the AMQP accept, so the message is already queued.
-    const [lease] = await takeFromQueue(gw, "$upstream", 1);
-    const m = lease!.message;
-    assert.equal(m.source, "d1");
-    assert.equal(m.body.toString(), '{"temp":21}');
-    assert.equal(m.systemProperties.messageId, "m-1");
-    assert.equal(m.systemProperties.correlationId, "c-1");
-    assert.equal(m.systemProperties.contentType, "application/json");
-    assert.equal(m.systemProperties.contentEncoding, "utf-8");
-    assert.equal(m.systemProperties.connectionDeviceId, "d1");
-    assert.deepEqual(m.properties, { alert: "a b&c=d" });
-  });
+  await t.test("sendEvent reaches the hub with its properties (accepted after the durable write)", () =>
+    assertTelemetryWithProperties(gw, client, "d1"));
 
-  await t.test("getTwin and a reported patch", async () => {
-    const twin = await client.getTwin();
-    assert.equal(typeof twin.properties.desired.$version, "number");
-    await new Promise<void>((resolve, reject) =>
-      twin.properties.reported.update({ firmware: "1.2.3" }, (err?: Error) => (err ? reject(err) : resolve())),
-    );
-    const stored = await gw.gw.hub.getTwin("d1");
-    assert.equal(stored.properties.reported.firmware, "1.2.3");
-  });
+  await t.test("getTwin and a reported patch", () => assertTwinReported(gw, client, "d1"));
 
   await t.test("a desired patch made through the hub reaches the device", async () => {
     const twin = await client.getTwin();

@@ -1,8 +1,9 @@
+import assert from "node:assert/strict";
 import https from "node:https";
 import { Writable } from "node:stream";
 import tls from "node:tls";
 import type { TestContext } from "node:test";
-import { Client, ModuleClient } from "azure-iot-device";
+import { Client, Message, ModuleClient } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import pino from "pino";
 import { deviceConnectionString, signSas, type Lease, type Logger } from "../../../core/index.js";
@@ -118,4 +119,40 @@ export function watchedLogger(): { logger: Logger; waitFor(match: (line: Record<
 /** Waits until the head logged that `clientId` subscribed to `topic`. */
 export function subscribed(log: ReturnType<typeof watchedLogger>, clientId: string, topic: string): Promise<unknown> {
   return log.waitFor((l) => l.msg === "mqtt subscribed" && l.clientId === clientId && Array.isArray(l.topics) && l.topics.includes(topic));
+}
+
+/**
+ * The SDK scenarios every device head passes the same way (MQTT and AMQP): a message with IoT Hub's system and
+ * application properties is in the `$upstream` queue with them once `sendEvent` resolved (the ack follows the
+ * durable write), and a reported patch is in the hub's twin once the SDK's update resolved.
+ */
+export async function assertTelemetryWithProperties(gw: TestGateway, client: Client, deviceId: string): Promise<void> {
+  const msg = new Message(JSON.stringify({ temp: 21 }));
+  msg.messageId = "m-1";
+  msg.correlationId = "c-1";
+  msg.contentType = "application/json";
+  msg.contentEncoding = "utf-8";
+  msg.properties.add("alert", "a b&c=d");
+  await client.sendEvent(msg);
+  // 1. sendEvent resolved on the head's ack, so the message is already in the $upstream queue.
+  const [lease] = await takeFromQueue(gw, "$upstream", 1);
+  const m = lease!.message;
+  assert.equal(m.source, deviceId);
+  assert.equal(m.body.toString(), '{"temp":21}');
+  assert.equal(m.systemProperties.messageId, "m-1");
+  assert.equal(m.systemProperties.correlationId, "c-1");
+  assert.equal(m.systemProperties.contentType, "application/json");
+  assert.equal(m.systemProperties.contentEncoding, "utf-8");
+  assert.equal(m.systemProperties.connectionDeviceId, deviceId);
+  assert.deepEqual(m.properties, { alert: "a b&c=d" });
+}
+
+export async function assertTwinReported(gw: TestGateway, client: Client, deviceId: string): Promise<void> {
+  const twin = await client.getTwin();
+  assert.equal(typeof twin.properties.desired.$version, "number");
+  await new Promise<void>((resolve, reject) =>
+    twin.properties.reported.update({ firmware: "1.2.3" }, (err?: Error) => (err ? reject(err) : resolve())),
+  );
+  const stored = await gw.gw.hub.getTwin(deviceId);
+  assert.equal(stored.properties.reported.firmware, "1.2.3");
 }
