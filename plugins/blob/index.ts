@@ -1,5 +1,6 @@
 import { definePlugin, TOKENS } from "../../core/index.js";
 import { blobConfigSchema } from "./config.js";
+import { supportBundleCommand } from "./commands.js";
 import { BlobPlugin } from "./plugin.js";
 
 export { blobConfigSchema, CONTAINER_NAME, type BlobConfig, type UploadConfig, type AutoDeleteConfig } from "./config.js";
@@ -8,7 +9,10 @@ export { BlobStore, QuotaError, type BlobMeta, type ContainerMeta, type StagedBl
 export { BlobServer, parseRange, type BlobServerStats } from "./server.js";
 export { Uploader, type UploaderStats } from "./uploader.js";
 export { CloudClient, CloudError, parseConnectionString, type CloudAccount } from "./cloud.js";
-export { EdgeAgentMethods, parseTime, type Task, type TaskStatus } from "./methods.js";
+export { EdgeAgentMethods, type Task, type TaskStatus, type ResultSink } from "./methods.js";
+export { parseTime, parseLogsRequest, selectLogs, renderLogs, PayloadError, type ModuleLogSource, type LogsRequest } from "./module-logs.js";
+export { treeGateways, runTreeBundle, type TreeEntry } from "./tree-bundle.js";
+export { supportBundleCommand } from "./commands.js";
 export { verifySharedKey, signRequest, stringsToSign, canonicalResource, ReplayGuard } from "./shared-key.js";
 export { containerNameProblem, blobNameProblem, expandTarget } from "./names.js";
 
@@ -22,4 +26,5 @@ export default definePlugin({
   register(scope) {
     scope.register(TOKENS.Plugin, { useClass: BlobPlugin });
   },
+  commands: [supportBundleCommand],
 });

@@ -1,12 +1,18 @@
 import { randomUUID } from "node:crypto";
-import type { C2DOutcome, DeviceLink, MethodRequest, MethodResult, Principal } from "../../core/index.js";
+import type { C2DOutcome, DeviceLink, Hub, Identities, MethodRequest, MethodResult, Principal } from "../../core/index.js";
 import type { LogRing } from "./log-ring.js";
+import { logsFormat, parseLogsRequest, parseTime, PayloadError, renderLogs, selectLogs, type ModuleLogSource } from "./module-logs.js";
+import { runTreeBundle, treeGateways, type TreeEntry } from "./tree-bundle.js";
 
 /** Where task results go: the local blob store, or the top's through the parent's front. */
 export interface ResultSink {
   put(container: string, name: string, body: Buffer, contentType: string, metadata: Record<string, string>): Promise<void>;
   /** Human-readable destination for the task message. */
   describe(container: string, name: string): string;
+  /** `local`: this gateway's store; `parent`: sent up to the top's store. */
+  readonly where: "local" | "parent";
+  /** `<cloud container>/<blob>` when this gateway uploads that container; undefined when it does not (or cannot tell). */
+  cloudName(container: string, name: string): string | undefined;
 }
 
 /** IoT Edge's task states (GetTaskStatus). */
@@ -17,8 +23,12 @@ export interface Task {
   kind: "UploadModuleLogs" | "UploadSupportBundle";
   status: TaskStatus;
   message: string;
-  /** Where the result went: `<container>/<blob>` in the local blob store. */
+  /** Where the result went: `<container>/<blob>` in the result sink. */
+  container?: string;
   blob?: string;
+  cloud?: string | null;
+  /** A whole-tree bundle: each gateway's progress. */
+  gateways?: TreeEntry[];
 }
 
 /** What a support bundle is made of; the plugin gathers it (redacted) at the time of the call. */
@@ -32,21 +42,24 @@ export interface MethodsOptions {
   bundle: BundleSource;
   /** Removes secrets from text about to leave the gateway. */
   scrub: (text: string) => string;
+  /** The agent's modules' captured output (none without the agent). */
+  modules?: () => Promise<ModuleLogSource[]>;
+  /** On the root: what a whole-tree bundle needs (the registry knows the tree, the hub reaches every gateway). */
+  tree?: { identities: Pick<Identities, "self" | "list" | "get">; hub: Pick<Hub, "invokeMethod">; pollMs?: number };
 }
-
-/** Syslog severities (IoT Edge's `loglevel` filter) to the lowest pino level they admit. */
-const SYSLOG_TO_PINO = [60, 60, 60, 50, 40, 30, 30, 20];
 
 /**
  * `$edgeAgent`'s log and support methods on this gateway: `UploadModuleLogs`, `UploadSupportBundle` (both
  * answer at once with a task id and write their result into the local blob store, from where the uploader
- * sends it to cloud storage) and `GetTaskStatus`.
+ * sends it to cloud storage) and `GetTaskStatus`. On the root, `UploadSupportBundle` with `tree: true` does
+ * it on every gateway of the hierarchy and writes one index.
  */
 export class EdgeAgentMethods implements DeviceLink {
   readonly principal: Principal;
   readonly head = "blob";
   readonly tasks = new Map<string, Task>();
   private readonly running = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
 
   constructor(private readonly opts: MethodsOptions) {
     this.principal = { id: `${opts.self}/$edgeAgent`, deviceId: opts.self, moduleId: "$edgeAgent", method: "on-behalf-of", actor: opts.self, authChain: [`${opts.self}/$edgeAgent`, opts.self] };
@@ -68,8 +81,9 @@ export class EdgeAgentMethods implements DeviceLink {
     // nothing to disconnect: the link lives as long as the plugin
   }
 
-  /** Waits for tasks still writing (stop). */
+  /** Ends tree walks (their gateways read Cancelled) and waits for tasks still writing (stop). */
   async settle(): Promise<void> {
+    this.abort.abort();
     await Promise.allSettled([...this.running]);
   }
 
@@ -77,27 +91,41 @@ export class EdgeAgentMethods implements DeviceLink {
     const payload = (request.payload && typeof request.payload === "object" ? request.payload : {}) as Record<string, unknown>;
     switch (request.methodName) {
       case "UploadModuleLogs":
+        try {
+          parseLogsRequest(payload); // a bad payload is refused now, naming its field, not as a Failed task later
+        } catch (err) {
+          if (err instanceof PayloadError) return { status: 400, payload: { status: "Failed", message: err.message, field: err.field } };
+          throw err;
+        }
         return this.startTask("UploadModuleLogs", () => this.logs(payload));
-      case "UploadSupportBundle":
+      case "UploadSupportBundle": {
+        if (payload["tree"] === true) {
+          const tree = this.opts.tree;
+          if (!tree) return { status: 400, payload: { status: "Failed", message: `tree: whole-tree bundles are run on the root; ${this.opts.self} is not the root` } };
+          return this.startTask("UploadSupportBundle", (task) => this.treeBundle(task, payload, tree));
+        }
         return this.startTask("UploadSupportBundle", () => this.supportBundle(payload));
+      }
       case "GetTaskStatus": {
         const id = payload["correlationId"];
         const task = typeof id === "string" ? this.tasks.get(id) : undefined;
         if (!task) return { status: 404, payload: { status: "Unknown", message: `no task ${String(id)}`, correlationId: id ?? null } };
-        return { status: 200, payload: { status: task.status, message: task.message, correlationId: task.id } };
+        return { status: 200, payload: this.taskStatus(task) };
       }
       default:
         return { status: 404, payload: { message: `$edgeAgent has no method ${request.methodName}; it has UploadModuleLogs, UploadSupportBundle, GetTaskStatus` } };
     }
   }
 
-  private startTask(kind: Task["kind"], work: () => Promise<{ blob: string }>): MethodResult {
+  private startTask(kind: Task["kind"], work: (task: Task) => Promise<{ blob: string }>): MethodResult {
     const task: Task = { id: randomUUID(), kind, status: "Running", message: "" };
     this.tasks.set(task.id, task);
-    const p = work().then(
+    const p = work(task).then(
       (r) => {
         task.status = "Completed";
         task.blob = r.blob;
+        task.container = this.opts.container;
+        task.cloud = this.opts.sink.cloudName(this.opts.container, r.blob) ?? null;
         task.message = `written to ${this.opts.sink.describe(this.opts.container, r.blob)}`;
       },
       (err: unknown) => {
@@ -110,58 +138,72 @@ export class EdgeAgentMethods implements DeviceLink {
     return { status: 200, payload: { status: "NotStarted", message: "", correlationId: task.id } };
   }
 
-  private async logs(payload: Record<string, unknown>): Promise<{ blob: string }> {
-    const items = Array.isArray(payload["items"]) ? (payload["items"] as Record<string, unknown>[]) : [{}];
-    const lines: string[] = [];
-    for (const item of items) {
-      const filter = (item["filter"] ?? {}) as Record<string, unknown>;
-      const idPattern = typeof item["id"] === "string" ? item["id"] : ".*";
-      const selected = this.opts.ring.select({
-        ...optNum("since", parseTime(filter["since"])),
-        ...optNum("until", parseTime(filter["until"])),
-        ...optNum("minLevel", typeof filter["loglevel"] === "number" ? SYSLOG_TO_PINO[Math.max(0, Math.min(7, filter["loglevel"]))] : undefined),
-        ...optNum("tail", typeof filter["tail"] === "number" ? filter["tail"] : undefined),
-        ...(typeof filter["regex"] === "string" ? { regex: new RegExp(filter["regex"]) } : {}),
-      });
-      const idRe = new RegExp(idPattern);
-      for (const l of selected) if (idRe.test(moduleOf(l.line))) lines.push(l.line);
+  /** GetTaskStatus: IoT Edge's `{ status, message, correlationId }` and, as Strata's extras, where the result went. */
+  private taskStatus(task: Task): Record<string, unknown> {
+    const out: Record<string, unknown> = { status: task.status, message: task.message, correlationId: task.id };
+    if (task.blob !== undefined) Object.assign(out, { container: task.container, blob: task.blob, stored: this.opts.sink.where, cloud: task.cloud ?? null });
+    if (task.gateways) {
+      const done = task.gateways.filter((g) => g.status === "Completed" || g.status === "Failed" || g.status === "Cancelled").length;
+      Object.assign(out, { done, total: task.gateways.length, gateways: task.gateways });
     }
-    const blob = `logs/${this.opts.self}/${new Date().toISOString().replace(/[:.]/g, "-")}.log`;
-    await this.write(blob, `${lines.join("\n")}\n`, "text/plain");
+    return out;
+  }
+
+  private async logs(payload: Record<string, unknown>): Promise<{ blob: string }> {
+    const req = parseLogsRequest(payload);
+    const modules = (await this.opts.modules?.().catch(() => [])) ?? [];
+    const fmt = logsFormat(req);
+    const text = renderLogs(selectLogs(req, this.opts.ring, modules), req.contentType);
+    const blob = `logs/${this.opts.self}/${stamp()}${fmt.suffix}`;
+    await this.write(blob, text, fmt.contentType, fmt.encode);
     return { blob };
   }
 
   private async supportBundle(payload: Record<string, unknown>): Promise<{ blob: string }> {
     const bundle = await this.opts.bundle();
-    const logs = this.opts.ring.select({ ...optNum("since", parseTime(payload["since"])), ...optNum("until", parseTime(payload["until"])) }).map((l) => l.line);
+    const since = parseTime(payload["since"]);
+    const until = parseTime(payload["until"]);
+    const logs = this.opts.ring.select({ ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) }).map((l) => l.line);
     const doc = JSON.stringify({ gateway: this.opts.self, created: new Date().toISOString(), ...bundle, logs }, null, 2);
-    const blob = `support-bundles/${this.opts.self}/${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
+    const blob = `support-bundles/${this.opts.self}/${stamp()}.json`;
     await this.write(blob, doc, "application/json");
     return { blob };
   }
 
-  private async write(name: string, text: string, contentType: string): Promise<void> {
-    await this.opts.sink.put(this.opts.container, name, Buffer.from(this.opts.scrub(text), "utf8"), contentType, { gateway: this.opts.self.replace(/[^A-Za-z0-9_]/g, "_") });
+  /** UploadSupportBundle with `tree: true` on the root: every gateway's bundle, then one index of them. */
+  private async treeBundle(task: Task, payload: Record<string, unknown>, tree: NonNullable<MethodsOptions["tree"]>): Promise<{ blob: string }> {
+    const started = new Date().toISOString();
+    const entries: TreeEntry[] = treeGateways(tree.identities).map((g) => ({ ...g, status: "NotStarted", message: "" }));
+    task.gateways = entries;
+    const update = (): void => {
+      const done = entries.filter((e) => e.status !== "NotStarted" && e.status !== "Running").length;
+      const failed = entries.filter((e) => e.status === "Failed" || e.status === "Cancelled").length;
+      task.message = `${done}/${entries.length} gateways done${failed ? `, ${failed} failed` : ""}`;
+    };
+    update();
+    const timeoutSecs = typeof payload["timeoutSecs"] === "number" ? Math.max(1, Math.min(3600, payload["timeoutSecs"])) : 120;
+    await runTreeBundle(entries, {
+      identities: tree.identities, hub: tree.hub, timeoutSecs, signal: this.abort.signal, onProgress: update,
+      cloudName: (container, blob) => this.opts.sink.cloudName(container, blob),
+      ...(tree.pollMs !== undefined ? { pollMs: tree.pollMs } : {}),
+      ...(payload["since"] !== undefined ? { since: payload["since"] } : {}),
+      ...(payload["until"] !== undefined ? { until: payload["until"] } : {}),
+    });
+    update();
+    const blob = `support-trees/${stamp()}.json`;
+    const index = { root: this.opts.self, started, finished: new Date().toISOString(), container: this.opts.container, gateways: entries };
+    await this.write(blob, JSON.stringify(index, null, 2), "application/json");
+    return { blob };
+  }
+
+  private async write(name: string, text: string, contentType: string, encode: (b: Buffer) => Buffer = (b) => b): Promise<void> {
+    // Scrubbed before encoding: a gzip stream would hide a secret from the scrubber.
+    const body = encode(Buffer.from(this.opts.scrub(text), "utf8"));
+    await this.opts.sink.put(this.opts.container, name, body, contentType, { gateway: this.opts.self.replace(/[^A-Za-z0-9_]/g, "_") });
   }
 }
 
-function optNum<K extends string>(k: K, v: number | undefined): Partial<Record<K, number>> {
-  return v === undefined ? {} : ({ [k]: v } as Record<K, number>);
-}
-
-/** Unix seconds, an ISO date, or a relative `15m` / `2h` / `1d` (IoT Edge's `since`/`until`). */
-export function parseTime(v: unknown, now = Date.now()): number | undefined {
-  if (typeof v === "number") return v * 1000;
-  if (typeof v !== "string" || v === "") return undefined;
-  const rel = /^(\d+)\s*([smhd])$/.exec(v.trim());
-  if (rel) return now - Number(rel[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as "s" | "m" | "h" | "d"];
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? t : undefined;
-}
-
-/** The plugin or area a pino line came from (what `items[].id` matches). */
-function moduleOf(line: string): string {
-  const m = /"plugin":"([^"]*)"/.exec(line) ?? /"area":"([^"]*)"/.exec(line);
-  return m ? m[1]! : "strata";
+/** A sortable, name-safe time stamp for blob names. */
+function stamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, "-");
 }

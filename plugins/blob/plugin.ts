@@ -5,13 +5,15 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import {
   generateKey, inject, injectable, PluginError, readSecret, TOKENS,
-  type Attachment, type HttpFront, type Hub, type Identities, type Logger, type Plugin, type StrataConfig,
+  type Attachment, type HttpFront, type Hub, type Identities, type Logger, type Metrics, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import { CloudClient, parseConnectionString, type CloudAccount } from "./cloud.js";
 import type { BlobConfig } from "./config.js";
 import { LogRing } from "./log-ring.js";
+import { blobMetrics } from "./metrics.js";
 import { containerNameProblem, expandTarget } from "./names.js";
 import { EdgeAgentMethods, type ResultSink } from "./methods.js";
+import type { ModuleLogSource } from "./module-logs.js";
 import { BlobServer } from "./server.js";
 import { BlobStore } from "./store.js";
 import { Uploader } from "./uploader.js";
@@ -58,10 +60,13 @@ export class BlobPlugin implements Plugin {
     @inject(TOKENS.Hub) private readonly hub: Hub,
     @inject(TOKENS.Identities) private readonly identities: Identities,
     @inject(TOKENS.Logger) private readonly log: Logger,
+    /** Optional: the upload queue on /metrics when the gateway has a registry. */
+    @inject(TOKENS.Metrics, { isOptional: true }) private readonly metrics?: Metrics,
   ) {}
 
   async start(signal: AbortSignal): Promise<void> {
     try {
+      blobMetrics(this.metrics)(() => this.uploader?.stats);
       await this.startInner(signal);
     } catch (err) {
       await this.stop();
@@ -112,6 +117,11 @@ export class BlobPlugin implements Plugin {
           await store.putBlob(container, name, Readable.from([body]), { contentType }, metadata);
         },
         describe: (container, name) => `${container}/${name} in this gateway's blob store`,
+        where: "local",
+        cloudName: (container, name) => {
+          const target = this.uploader?.targetOf(container);
+          return target === undefined ? undefined : `${target}/${name}`;
+        },
       });
     }
     this.log.info({ account: this.cfg.account_name, prefix: this.cfg.path_prefix, upload: this.cfg.upload.enabled, usedBytes: store.usedBytes() }, "blob store ready");
@@ -137,6 +147,8 @@ export class BlobPlugin implements Plugin {
         await client.putBlob(container, name, body, { contentType, metadata });
       },
       describe: (container, name) => `${container}/${name} at ${endpoint.href}`,
+      where: "parent",
+      cloudName: () => undefined,
     });
     const frontBlob = (this.config.plugins["https-front"] as { blob?: string } | undefined)?.blob;
     if (frontBlob !== "parent") this.log.warn({ httpsFrontBlob: frontBlob ?? "(no https-front)" }, "blob local_store is off: set [plugins.https-front] blob = \"parent\" so local clients reach the top's store");
@@ -148,9 +160,27 @@ export class BlobPlugin implements Plugin {
     this.methods = new EdgeAgentMethods({
       self: this.config.device_id, sink, container: this.cfg.support_container, ring: this.ring,
       bundle: () => this.bundle(), scrub: (t) => this.scrub(t),
+      modules: () => this.moduleLogs(),
+      // The root knows the whole tree (its registry) and reaches every gateway's $edgeAgent through its hub.
+      ...(this.config.parent ? {} : { tree: { identities: this.identities, hub: this.hub } }),
     });
     await this.ensureAgentIdentity();
     this.attachment = this.hub.attach(this.methods);
+  }
+
+  /**
+   * The agent's process and container modules' output, through its own `GetModuleLogs` on this gateway's
+   * `$edgeAgent` (plugins never import each other). Without the agent that call reaches this plugin's link,
+   * which has no such method: no modules.
+   */
+  private async moduleLogs(): Promise<ModuleLogSource[]> {
+    const r = await this.hub.invokeMethod(`${this.config.device_id}/$edgeAgent`, {
+      methodName: "GetModuleLogs", payload: { schemaVersion: "1.0", items: [{ id: ".*" }], encoding: "none", contentType: "text" }, responseTimeoutInSeconds: 10,
+    });
+    if (r.status !== 200 || !Array.isArray(r.payload)) return [];
+    return (r.payload as { id?: unknown; payload?: unknown }[])
+      .filter((m) => typeof m.id === "string")
+      .map((m) => ({ id: m.id as string, lines: String(m.payload ?? "").split("\n").filter((l) => l !== "") }));
   }
 
   async stop(): Promise<void> {
@@ -237,7 +267,10 @@ export class BlobPlugin implements Plugin {
     tryRead(this.cfg.upload.connection_string_file);
     tryRead(this.cfg.account_key_file ?? join(blobDataDir(this.config), "account.key"));
     if (this.cloud) secrets.add(this.cloud.key);
-    let out = text;
+    // Credentials derived from keys (SAS signatures, connection strings) are not in the set: match their shapes.
+    let out = text
+      .replace(/(sig=)[^&\s"';]+/gi, "$1[redacted]")
+      .replace(/((?:SharedAccessKey|AccountKey)=)[^;\s"']+/gi, "$1[redacted]");
     for (const s of secrets) {
       out = out.split(s).join("[redacted]");
       // JSON-escaped forms (PEM newlines, slashes)
