@@ -342,6 +342,20 @@ export class AmqpHead {
     return link;
   }
 
+  /**
+   * A child gateway's upstream connection authenticates as the gateway and may carry no link of its own
+   * identity for hours (it acts for its devices): attach it on its token, so the hub — and `strata child
+   * list` — see the child connected while its connection lives. It subscribes to nothing.
+   */
+  private attachChildGateway(state: ConnState, principal: Principal): void {
+    if (principal.policy !== undefined || principal.moduleId !== undefined || !this.opts.identities.get(principal.id)?.edge) return;
+    try {
+      this.deviceLink(state, principal);
+    } catch (err) {
+      this.opts.log.warn({ err, identity: principal.id }, "child gateway authenticated but not attached to the hub");
+    }
+  }
+
   /** Detaches every link of one identity; the connection (and other identities on it) stays up. */
   private detachIdentity(state: ConnState, link: AmqpDeviceLink, condition: string, description: string): void {
     link.onClosed(description);
@@ -452,6 +466,7 @@ export class AmqpHead {
         status = 200;
         description = "OK";
         this.opts.log.debug({ identity: result.principal.id }, "amqp cbs token accepted");
+        this.attachChildGateway(state, result.principal);
       } else {
         ({ status, description } = statusForFailure(result));
         this.opts.log.info({ reason: result.reason, detail: result.detail }, "amqp cbs token refused");
