@@ -14,6 +14,8 @@ export interface ContainerRuntimeOptions {
   /** Host that `$upstream` in image refs becomes (this gateway's front / registry cache); empty: left as written. */
   pullThrough: string;
   logLines: number;
+  /** Credentials for pulls from `registry` (host[:port]; the front's pull user, or this gateway's identity and a SAS token), sent as `X-Registry-Auth`. */
+  registryAuth?: (registry: string) => { username: string; password: string } | undefined;
 }
 
 /** IoT Edge's `$upstream[:port]/repo:tag` names the parent's registry; here it becomes the pull-through host. */
@@ -78,16 +80,19 @@ export class ContainerRuntime implements ModuleRuntime {
     const id = (JSON.parse(created.body.toString("utf8")) as { Id: string }).Id;
     const started = await this.call("POST", `/containers/${id}/start`);
     if (started.status !== 204 && started.status !== 304) throw engineError("start", started);
-    const exited = this.call("POST", `/containers/${id}/wait`).then((r): ExitInfo => {
-      if (r.status !== 200) return { code: 255 };
-      return { code: (JSON.parse(r.body.toString("utf8")) as { StatusCode: number }).StatusCode };
-    }, (): ExitInfo => ({ code: 255 }));
     let cached: string[] = [];
     const readLogs = async (tail: number): Promise<void> => {
       const r = await this.call("GET", `/containers/${id}/logs?stdout=1&stderr=1&tail=${tail}`);
       if (r.status === 200) cached = demuxLogs(r.body, this.opts.logLines);
     };
-    void exited.then(() => readLogs(this.opts.logLines).catch(() => undefined));
+    // Resolves after the logs are read: the supervisor keeps a run's logs the moment it learns of the exit.
+    const exited = this.call("POST", `/containers/${id}/wait`).then((r): ExitInfo => {
+      if (r.status !== 200) return { code: 255 };
+      return { code: (JSON.parse(r.body.toString("utf8")) as { StatusCode: number }).StatusCode };
+    }, (): ExitInfo => ({ code: 255 })).then(async (info) => {
+      await readLogs(this.opts.logLines).catch(() => undefined);
+      return info;
+    });
     return {
       ref: id,
       exited,
@@ -95,7 +100,6 @@ export class ContainerRuntime implements ModuleRuntime {
       stop: async (graceMs) => {
         await this.call("POST", `/containers/${id}/stop?t=${Math.ceil(graceMs / 1000)}`).catch(() => undefined);
         await exited;
-        await readLogs(this.opts.logLines).catch(() => undefined);
         await this.call("DELETE", `/containers/${id}?force=true`).catch(() => undefined);
       },
       health: async () => {
@@ -111,7 +115,10 @@ export class ContainerRuntime implements ModuleRuntime {
     const at = image.lastIndexOf(":");
     const slash = image.lastIndexOf("/");
     const [from, tag] = at > slash ? [image.slice(0, at), image.slice(at + 1)] : [image, "latest"];
-    const r = await this.call("POST", `/images/create?fromImage=${encodeURIComponent(from)}&tag=${encodeURIComponent(tag)}`);
+    const registry = from.split("/")[0]!;
+    const auth = this.opts.registryAuth?.(registry);
+    const headers = auth ? { "x-registry-auth": registryAuthHeader(auth, registry) } : undefined;
+    const r = await this.call("POST", `/images/create?fromImage=${encodeURIComponent(from)}&tag=${encodeURIComponent(tag)}`, undefined, headers);
     if (r.status !== 200) throw engineError(`pull ${image}`, r);
     // The pull streams JSON progress objects; a failure mid-stream arrives as {"error": …} with status 200.
     for (const line of r.body.toString("utf8").split("\n")) {
@@ -121,12 +128,12 @@ export class ContainerRuntime implements ModuleRuntime {
     }
   }
 
-  private call(method: string, path: string, body?: unknown): Promise<EngineResponse> {
+  private call(method: string, path: string, body?: unknown, extraHeaders?: Record<string, string>): Promise<EngineResponse> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = request({
         socketPath: this.opts.socket, method, path: `/v${this.opts.apiVersion}${path}`,
-        headers: { host: "docker", ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
+        headers: { host: "docker", ...extraHeaders, ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
       }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -137,6 +144,11 @@ export class ContainerRuntime implements ModuleRuntime {
       req.end(payload);
     });
   }
+}
+
+/** Docker's `X-Registry-Auth`: base64url of the JSON AuthConfig, padded (Go's URLEncoding, which dockerd and podman decode, wants the padding). */
+export function registryAuthHeader(auth: { username: string; password: string }, serveraddress: string): string {
+  return Buffer.from(JSON.stringify({ username: auth.username, password: auth.password, serveraddress })).toString("base64").replace(/\+/g, "-").replace(/\//g, "_");
 }
 
 function engineError(what: string, r: EngineResponse): Error {
