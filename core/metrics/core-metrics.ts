@@ -8,7 +8,8 @@ import type { Metrics } from "./types.js";
 export interface CoreMetricSources {
   deviceId: string;
   isRoot: boolean;
-  hub: { stats(): HubStats };
+  /** connectedIds/linkOf (optional) give connections per head: each link names the head that holds it. */
+  hub: { stats(): HubStats; connectedIds?(): string[]; linkOf?(id: string): { head: string } | undefined };
   store: { stats(): StoreStats };
   upstream?: { state(): UpstreamState };
   listeners: { all(): BoundListener[] };
@@ -30,6 +31,14 @@ export function registerCoreMetrics(metrics: Metrics, src: CoreMetricSources): v
   metrics.counterFn("strata_hub_messages_total", "Messages the hub took, by how: ingested (from a device here), forwarded (from a child), duplicate, unrouted",
     ["kind"], () => { const s = hub(); return [[{ kind: "ingested" }, s.ingested], [{ kind: "forwarded" }, s.forwarded], [{ kind: "duplicate" }, s.duplicates], [{ kind: "unrouted" }, s.unrouted]]; });
   metrics.gaugeFn("strata_hub_connected_identities", "Identities connected to this gateway (directly or on behalf of a child)", [], () => hub().connected);
+  metrics.gaugeFn("strata_head_connections", "Identities connected through each protocol head (upstream: mirrored from a child)", ["head"], () => {
+    const perHead = new Map<string, number>();
+    for (const id of src.hub.connectedIds?.() ?? []) {
+      const head = src.hub.linkOf?.(id)?.head;
+      if (head) perHead.set(head, (perHead.get(head) ?? 0) + 1);
+    }
+    return [...perHead].map(([head, n]) => [{ head }, n] as const);
+  });
   metrics.counterFn("strata_hub_method_calls_total", "Direct method calls, by outcome (timeouts included in all)", ["outcome"],
     () => { const s = hub(); return [[{ outcome: "all" }, s.methodCalls], [{ outcome: "timeout" }, s.methodTimeouts]]; });
 

@@ -8,3 +8,5 @@ export {
   type CheckResult, type CoreSnapshot, type GatewayState, type CheckVerdict,
 } from "./state.js";
 export { checkRunningGateway } from "./self-check.js";
+export { meterHead, type MeteredServices } from "./head-meter.js";
+export { pluginReadings } from "./plugin-readings.js";

@@ -66,7 +66,6 @@ export class MetricsRegistry implements Metrics {
 
   heads(): HeadMetrics {
     this.headMetrics ??= {
-      connections: this.gauge("strata_head_connections", "Identities connected through each protocol head", ["head"]),
       messagesIn: this.counter("strata_head_messages_in_total", "Messages accepted from devices, per head", ["head"]),
       messagesOut: this.counter("strata_head_messages_out_total", "Messages delivered to devices, per head", ["head"]),
       bytesIn: this.counter("strata_head_bytes_in_total", "Message body bytes accepted from devices, per head", ["head"]),

@@ -9,11 +9,10 @@ export type Reading = number | Iterable<readonly [Labels, number]>;
 
 /**
  * The per-head instruments every protocol head (mqtt, amqp, https-device, translation plugins) updates, so
- * that `/metrics` shows every head the same way (`head` label = the head's name).
+ * that `/metrics` shows every head the same way (`head` label = the head's name). Connections per head are
+ * read from the hub at scrape time (`strata_head_connections`); meterHead (head-meter.ts) updates the rest.
  */
 export interface HeadMetrics {
-  /** Identities currently connected through this head. */
-  connections: Gauge<"head">;
   /** Messages accepted from devices (telemetry acknowledged after the durable write). */
   messagesIn: Counter<"head">;
   /** Messages delivered to devices (C2D, module inputs, desired patches, method calls). */

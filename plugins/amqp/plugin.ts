@@ -1,7 +1,7 @@
 import tls from "node:tls";
 import {
-  inject, injectable, isStrataError, listenOn, PluginError, TOKENS,
-  type HttpFront, type Hub, type Identities, type Listeners, type Logger, type Pki, type Plugin, type StrataConfig,
+  inject, injectable, isStrataError, listenOn, meterHead, PluginError, TOKENS,
+  type HttpFront, type Metrics, type Hub, type Identities, type Listeners, type Logger, type Pki, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import type { AmqpConfig } from "./config.js";
 import { AmqpHead, type PeerInfo } from "./head.js";
@@ -31,13 +31,16 @@ export class AmqpPlugin implements Plugin {
     @inject(TOKENS.HttpFront) private readonly front: HttpFront,
     @inject(TOKENS.Pki) private readonly pki: Pki,
     @inject(TOKENS.Listeners) private readonly listeners: Listeners,
+    /** Optional: per-head counters on /metrics when the gateway has a registry (not in a bare plugin test). */
+    @inject(TOKENS.Metrics, { isOptional: true }) private readonly metrics?: Metrics,
   ) {}
 
   async start(signal: AbortSignal): Promise<void> {
     try {
+      const { hub, identities } = meterHead(this.metrics, "amqp", { hub: this.hub, identities: this.identities });
       const head = new AmqpHead({
-        hub: this.hub,
-        identities: this.identities,
+        hub,
+        identities,
         config: this.config,
         log: this.log,
         isRoot: this.gateway.parent === undefined,

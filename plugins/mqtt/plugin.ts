@@ -1,9 +1,9 @@
 import tls from "node:tls";
 import { createWebSocketStream } from "ws";
 import {
-  inject, injectable, isStrataError, listenOn, PluginError, TOKENS,
+  inject, injectable, isStrataError, listenOn, meterHead, PluginError, TOKENS,
   type HttpFront, type Hub, type Identities, type Listeners, type Logger, type Pki, type Plugin, type Store,
-  type StrataConfig,
+  type StrataConfig, type Metrics,
 } from "../../core/index.js";
 import type { MqttConfig } from "./config.js";
 import { MqttHead } from "./head.js";
@@ -35,13 +35,16 @@ export class MqttPlugin implements Plugin {
     @inject(TOKENS.HttpFront) private readonly front: HttpFront,
     @inject(TOKENS.Pki) private readonly pki: Pki,
     @inject(TOKENS.Listeners) private readonly listeners: Listeners,
+    /** Optional: per-head counters on /metrics when the gateway has a registry (not in a bare plugin test). */
+    @inject(TOKENS.Metrics, { isOptional: true }) private readonly metrics?: Metrics,
   ) {}
 
   async start(signal: AbortSignal): Promise<void> {
     try {
+      const { hub, identities } = meterHead(this.metrics, PLUGIN_NAME, { hub: this.hub, identities: this.identities });
       const head = await MqttHead.create({
-        hub: this.hub,
-        identities: this.identities,
+        hub,
+        identities,
         sessions: new SessionStore(this.store.kv<StoredSession>(SESSIONS_NAMESPACE)),
         log: this.log,
         config: this.config,

@@ -3,11 +3,12 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import {
   inject, injectable, PluginError, readSecret, signSas, TOKENS,
-  type HttpFront, type Identities, type Logger, type Plugin, type StrataConfig,
+  type HttpFront, type Identities, type Logger, type Metrics, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import { RegistryCache, type RoutedUpstream } from "./cache.js";
 import type { RegistryCacheConfig } from "./config.js";
 import { DiskStore } from "./disk-store.js";
+import { registryCacheMetrics } from "./metrics.js";
 import { PullAuth } from "./pull-auth.js";
 import { UpstreamClient, type BasicCredentials } from "./upstream/client.js";
 
@@ -94,6 +95,8 @@ export class RegistryCachePlugin implements Plugin {
     @inject(TOKENS.HttpFront) private readonly front: HttpFront,
     @inject(TOKENS.Identities) private readonly identities: Identities,
     @inject(TOKENS.Logger) private readonly log: Logger,
+    /** Optional: hits, misses and bytes on /metrics when the gateway has a registry. */
+    @inject(TOKENS.Metrics, { isOptional: true }) private readonly metrics?: Metrics,
   ) {}
 
   /** The running cache (tests and the bench read its stats). */
@@ -118,6 +121,7 @@ export class RegistryCachePlugin implements Plugin {
       realm: `strata ${this.config.hostname}`,
     });
     const cache = this.cache;
+    registryCacheMetrics(this.metrics)(() => this.cache?.stats);
     this.unmount = this.front.mountRaw("/v2", (req, res) => cache.handle(req, res));
     this.log.info({ upstreams: this.upstreams.map((u) => ({ name: u.name, prefix: u.prefix, host: u.client.host })), anonymous: this.cfg.anonymous }, "registry cache mounted at /v2/");
   }

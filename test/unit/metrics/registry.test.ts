@@ -26,10 +26,10 @@ test("names are checked: strata_ prefix, _total on counters, each registered onc
 
 test("per-head instruments are shared and labelled by head", async () => {
   const m = new MetricsRegistry({ processMetrics: false });
-  m.heads().connections.inc({ head: "mqtt" });
+  m.heads().messagesIn.inc({ head: "mqtt" });
   m.heads().authFailures.inc({ head: "amqp", reason: "expired" });
   const text = await m.text();
-  assert.match(text, /^strata_head_connections\{head="mqtt"\} 1$/m);
+  assert.match(text, /^strata_head_messages_in_total\{head="mqtt"\} 1$/m);
   assert.match(text, /^strata_head_auth_failures_total\{head="amqp",reason="expired"\} 1$/m);
 });
 
