@@ -124,7 +124,7 @@ async function follow(config: StrataConfig, device: string, correlationId: strin
     const s = await invokeAgent(config, device, "GetTaskStatus", { schemaVersion: "1.0", correlationId });
     const p = s.payload;
     for (const g of (Array.isArray(p["gateways"]) ? p["gateways"] : []) as TreeEntry[]) {
-      if (shown.get(g.gateway) === g.status) continue;
+      if (g.status === "NotStarted" || shown.get(g.gateway) === g.status) continue;
       shown.set(g.gateway, g.status);
       const detail = g.status === "Completed" ? ` ${g.container}/${g.blob}` : g.status === "Failed" ? ` ${g.message}` : "";
       ctx.stdout.write(`[${String(p["done"])}/${String(p["total"])}] ${g.gateway} ${g.status}${detail}\n`);
