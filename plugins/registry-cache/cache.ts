@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { pipeline } from "node:stream/promises";
 import { isStrataError, StrataError, type Logger } from "../../core/index.js";
 import type { DiskStore } from "./disk-store.js";
+import { sendFileRange } from "./file-sender.js";
 import { Fill, streamFill } from "./fill.js";
 import { collectGarbage } from "./gc.js";
 import { acceptedManifestTypes, isDigest, manifestMediaType, manifestReferences } from "./media-types.js";
@@ -334,9 +333,7 @@ export class RegistryCache {
       res.end();
       return;
     }
-    await pipeline(createReadStream(this.o.store.blobPath(digest), { start, end, highWaterMark: 1024 * 1024 }), res).catch((err: unknown) => {
-      this.o.logger.debug({ err, digest }, "registry blob client went away");
-    });
+    await sendFileRange(this.o.store.blobPath(digest), start, end, res);
   }
 
   /** Answers a HEAD on a miss with upstream's own answer (status, size, digest). */

@@ -9,11 +9,12 @@ import { OciLayout, pushLayout, type SyntheticImage } from "../integration/regis
 import { PULL_PASSWORD, PULL_USER, secretFile, startCacheGateway } from "../integration/registry/support/harness.js";
 
 /**
- * `npm run bench -- registry [--layers N] [--layer-mib M] [--concurrency C]`: one run, one upstream
- * Distribution and one image; both caches over TLS with the same certificate. Cold and warm pull throughput
- * through Strata's root cache and through Distribution 2.8 in proxy mode; upstream bytes per cold pull at
- * concurrency 1 and C; CPU-seconds per GiB per front on a 5-front path (this process runs all five gateways).
- * Pulls are parallel blob GETs over node:https (skopeo tops out far below either cache).
+ * `npm run bench -- registry [--layers N] [--layer-mib M] [--concurrency C] [--warm-rounds R]`: one run, one
+ * upstream Distribution and one image; both caches over TLS with the same certificate. Cold and warm pull
+ * throughput through Strata's root cache and through Distribution 2.8 in proxy mode; upstream bytes per cold
+ * pull at concurrency 1 and C; CPU-seconds per GiB per front on a 5-front path (this process runs all five
+ * gateways). Pulls are parallel blob GETs over node:https (skopeo tops out far below either cache). Warm is the
+ * median of R single pulls, Strata's and Distribution's taken in turn so both see the same machine load.
  */
 export async function run(args: string[]): Promise<void> {
   const opt = (name: string, def: number): number => {
@@ -23,6 +24,7 @@ export async function run(args: string[]): Promise<void> {
   const layers = opt("layers", 5);
   const layerMib = opt("layer-mib", 32);
   const concurrency = opt("concurrency", 4);
+  const warmRounds = opt("warm-rounds", 7);
   const upstream = await startDistribution();
   const layout = new OciLayout(mkdtempSync(join(tmpdir(), "strata-bench-oci-")));
   // One image per cold measurement (each must be cold in both caches): strata c1, distribution c1, strata cN, distribution cN.
@@ -46,24 +48,35 @@ export async function run(args: string[]): Promise<void> {
       return upstream.requests().slice(from).filter((r) => r.method === "GET").reduce((s, r) => s + (sizes.get(r.path.split("/").pop() ?? "") ?? 0), 0);
     };
     const results: string[] = [];
-    const measure = async (label: string, target: { port: number; auth: string | undefined }, name: string, pulls: number): Promise<void> => {
+    const cold = async (target: { port: number; auth: string | undefined }, name: string, pulls: number): Promise<{ mibs: number; up: number; gets: number }> => {
       const img = images[name]!;
       const mark = upstream.requests().length;
       const t0 = performance.now();
       await Promise.all(Array.from({ length: pulls }, () => pull(target.port, ca, `bench/${name}`, img, target.auth)));
-      const cold = (performance.now() - t0) / 1000;
-      const coldUp = upstreamBytes(mark, img);
-      const getsCold = upstream.requests().slice(mark).filter((r) => r.method === "GET" && r.path.includes("/blobs/")).length;
-      const t1 = performance.now();
-      await pull(target.port, ca, `bench/${name}`, img, target.auth);
-      const warm = (performance.now() - t1) / 1000;
-      const mib = imageBytes(img) / 2 ** 20;
-      results.push(`${label.padEnd(34)} pulls=${pulls} cold ${((mib * pulls) / cold).toFixed(0).padStart(5)} MiB/s  warm ${(mib / warm).toFixed(0).padStart(5)} MiB/s  upstream ${(coldUp / imageBytes(img)).toFixed(2)}x image in ${getsCold} blob GETs`);
+      const secs = (performance.now() - t0) / 1000;
+      const gets = upstream.requests().slice(mark).filter((r) => r.method === "GET" && r.path.includes("/blobs/")).length;
+      return { mibs: (imageBytes(img) / 2 ** 20) * pulls / secs, up: upstreamBytes(mark, img) / imageBytes(img), gets };
     };
-    await measure("strata root cache", strata, "s1", 1);
-    await measure("distribution 2.8 proxy", distribution, "d1", 1);
-    await measure("strata root cache", strata, "sn", concurrency);
-    await measure("distribution 2.8 proxy", distribution, "dn", concurrency);
+    const warmOnce = async (target: { port: number; auth: string | undefined }, name: string): Promise<number> => {
+      const img = images[name]!;
+      const t0 = performance.now();
+      await pull(target.port, ca, `bench/${name}`, img, target.auth);
+      return imageBytes(img) / 2 ** 20 / ((performance.now() - t0) / 1000);
+    };
+    for (const [s, d, pulls] of [["s1", "d1", 1], ["sn", "dn", concurrency]] as const) {
+      const sc = await cold(strata, s, pulls);
+      const dc = await cold(distribution, d, pulls);
+      const sw: number[] = [];
+      const dw: number[] = [];
+      for (let i = 0; i < warmRounds; i++) {
+        sw.push(await warmOnce(strata, s));
+        dw.push(await warmOnce(distribution, d));
+      }
+      const row = (label: string, c: { mibs: number; up: number; gets: number }, w: number): string =>
+        `${label.padEnd(34)} pulls=${pulls} cold ${c.mibs.toFixed(0).padStart(5)} MiB/s  warm ${w.toFixed(0).padStart(5)} MiB/s  upstream ${c.up.toFixed(2)}x image in ${c.gets} blob GETs`;
+      results.push(row("strata root cache", sc, median(sw)), row("distribution 2.8 proxy", dc, median(dw)));
+      results.push(`  warm (median of ${warmRounds}) strata/distribution = ${(median(sw) / median(dw)).toFixed(2)}x; strata ${sw.map((v) => v.toFixed(0)).join(" ")}; distribution ${dw.map((v) => v.toFixed(0)).join(" ")}`);
+    }
     // 5-front path: root cache + 4 fronts below, warm pulls at the bottom; all in this process.
     let parent = root;
     for (let i = 2; i <= 5; i++) {
@@ -93,6 +106,11 @@ export async function run(args: string[]): Promise<void> {
     await proxy.close();
     await upstream.close();
   }
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 /**
