@@ -169,6 +169,9 @@ test("container runtime against real podman (Docker-compatible API)", { skip: un
     const ctx: StartContext = { env: {}, workloadSocket: ws };
     const missing = { ...moduleSpec("ghost", "true"), settings: { image: `$upstream/${REPO}:nope` } };
     await assert.rejects(runtime.start(missing, ctx), new RegExp(`pull ${front.replace(/\./g, "\\.")}/${REPO}:nope failed`));
+    // Without X-Registry-Auth the front refuses the pull: the credentials above really travelled through podman.
+    const anonymous = new ContainerRuntime({ socket: pm.socket, apiVersion: "1.41", pullThrough: front, logLines: 10 });
+    await assert.rejects(anonymous.start(moduleSpec("nocreds", "true"), ctx), /pull .* failed: .*(unauthorized|authentication required|401)/i);
     const badOptions = moduleSpec("bad", "true", {}, { HostConfig: { NetworkMode: "container:no-such-container" } });
     await assert.rejects(runtime.start({ ...badOptions, imagePullPolicy: "never" }, ctx), /container (create|start) failed \(\d{3}\): .*no-such-container/);
   });
