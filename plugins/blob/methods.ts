@@ -120,6 +120,11 @@ export class EdgeAgentMethods implements DeviceLink {
   private startTask(kind: Task["kind"], work: (task: Task) => Promise<{ blob: string }>): MethodResult {
     const task: Task = { id: randomUUID(), kind, status: "Running", message: "" };
     this.tasks.set(task.id, task);
+    // Bounded: the oldest finished tasks are forgotten (GetTaskStatus then answers Unknown, as after a restart).
+    for (const [id, old] of this.tasks) {
+      if (this.tasks.size <= MAX_TASKS) break;
+      if (old.status !== "Running") this.tasks.delete(id);
+    }
     const p = work(task).then(
       (r) => {
         task.status = "Completed";
@@ -202,6 +207,8 @@ export class EdgeAgentMethods implements DeviceLink {
     await this.opts.sink.put(this.opts.container, name, body, contentType, { gateway: this.opts.self.replace(/[^A-Za-z0-9_]/g, "_") });
   }
 }
+
+const MAX_TASKS = 1000;
 
 /** A sortable, name-safe time stamp for blob names. */
 function stamp(): string {

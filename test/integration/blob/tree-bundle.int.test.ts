@@ -78,6 +78,11 @@ test("strata support-bundle --tree: every gateway's bundle in Azurite with an in
     texts.push(text);
   }
 
+  // One gateway by name: its bundle goes up to the top's store.
+  const single = await cli(["support-bundle", "mid", "--config", tree.root.configFile]);
+  assert.equal(single.code, 0, single.stderr);
+  assert.match(single.stdout, /^Completed: written to strata-support\/support-bundles\/mid\/\S+\.json at https:\/\/127\.66\.7\.1\/blob\/edgelocal/m);
+
   // No secret of any gateway in any of it: identity keys, the owner key, the blob account key, the cloud key,
   // TLS private keys; and no SAS signature or connection-string key that was not redacted.
   const secretValues: [string, string][] = [
