@@ -5,7 +5,7 @@ export { MetricsRegistry } from "./metrics.js";
 export { registerCoreMetrics, type CoreMetricSources } from "./core-metrics.js";
 export {
   STATE_CONTENT_TYPE, STATE_KIND, STATE_PROPERTY, buildGatewayState, isStateMessage, parseGatewayState, parseStrataId,
-  type CheckResult, type CoreSnapshot, type GatewayState, type CheckVerdict,
+  type CheckResult, type ClockReading, type CoreSnapshot, type GatewayState, type CheckVerdict,
 } from "./state.js";
 export { checkRunningGateway } from "./self-check.js";
 export { meterHead, type MeteredServices } from "./head-meter.js";

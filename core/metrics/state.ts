@@ -24,6 +24,17 @@ export interface CoreSnapshot {
 }
 
 export type CheckVerdict = "ok" | "warn" | "fail";
+
+/** This gateway's clock against its parent's, probed on the parent's HTTPS front: positive offset = this one runs ahead. */
+export interface ClockReading {
+  offsetMs: number;
+  /** Round trip of the probe: the offset is known to ± half of it (± 500 ms more from an HTTP Date header). */
+  rttMs: number;
+  /** When it was measured (this gateway's clock). */
+  at: number;
+  /** "strata": the parent answered its clock in ms; "http-date": only its Date header (1 s resolution). */
+  source: "strata" | "http-date";
+}
 export interface CheckResult {
   verdict: CheckVerdict;
   what: string;
@@ -61,6 +72,8 @@ export interface GatewayState {
   accepted: Record<string, number>;
   /** The newest `strata check` run on this gateway (ports as bound, not probed). */
   checks?: { at: number; lines: CheckResult[] };
+  /** Its clock against its parent's, newest measurement (absent on the root, or before the first probe). */
+  clock?: ClockReading;
 }
 
 export function isStateMessage(message: Pick<Message, "properties">): boolean {
@@ -70,7 +83,7 @@ export function isStateMessage(message: Pick<Message, "properties">): boolean {
 /** Builds this gateway's state from a core snapshot; `previous` (last report) gives the drain rate. */
 export function buildGatewayState(
   core: CoreSnapshot,
-  extra: { accepted: Record<string, number>; checks?: GatewayState["checks"]; previous?: { at: number; acked: number }; now?: number },
+  extra: { accepted: Record<string, number>; checks?: GatewayState["checks"]; clock?: ClockReading; previous?: { at: number; acked: number }; now?: number },
 ): GatewayState {
   const now = extra.now ?? Date.now();
   const queues = Object.values(core.store.queues);
@@ -94,6 +107,7 @@ export function buildGatewayState(
     quotaBytes: core.store.quotaBytes,
     accepted: { ...extra.accepted },
     ...(extra.checks ? { checks: extra.checks } : {}),
+    ...(extra.clock ? { clock: extra.clock } : {}),
   };
 }
 

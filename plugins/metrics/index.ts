@@ -9,6 +9,7 @@ export { AccessGuard, isLoopback } from "./access.js";
 export { TreeStore, type TraceHop, type TraceView, type TreeNode, type TreeView } from "./tree.js";
 export { renderTrace, renderTree, renderTreeCheck } from "./render.js";
 export { renderStatusPage } from "./status.js";
+export { CLOCK_PATH, clockVerdict, formatOffset, probeParentClock } from "./clock.js";
 export { askRoot, traceCommand, treeCommand } from "./commands.js";
 
 /** `[plugins.metrics]`: Prometheus metrics, the status page, and every layer's state at the root. */

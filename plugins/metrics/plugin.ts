@@ -1,11 +1,12 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import {
   buildGatewayState, checkRunningGateway, inject, injectable, isStateMessage, parseGatewayState, parseStrataId,
-  PluginError, readSecret, STATE_CONTENT_TYPE, STATE_KIND, STATE_PROPERTY, TOKENS, UPSTREAM,
-  type CheckResult, type GatewayState, type Hub, type HttpFront, type Identities, type IngestResult, type Logger,
+  pluginReadings, PluginError, readSecret, STATE_CONTENT_TYPE, STATE_KIND, STATE_PROPERTY, TOKENS, UPSTREAM,
+  type CheckResult, type ClockReading, type GatewayState, type Hub, type HttpFront, type Identities, type IngestResult, type Logger,
   type Message, type Metrics, type Plugin, type Principal, type Store, type StrataConfig,
 } from "../../core/index.js";
 import { AccessGuard } from "./access.js";
+import { CLOCK_PATH, probeParentClock } from "./clock.js";
 import type { MetricsConfig } from "./config.js";
 import { renderStatusPage } from "./status.js";
 import { TreeStore } from "./tree.js";
@@ -30,6 +31,8 @@ export class MetricsPlugin implements Plugin {
   private checkTimer: NodeJS.Timeout | undefined;
   private restoreForward: (() => void) | undefined;
   private checks: { at: number; lines: CheckResult[] } | undefined;
+  /** This gateway's clock against its parent's, measured with each check run. */
+  private clock: ClockReading | undefined;
   private previous: { at: number; acked: number } | undefined;
   /** Trace watermarks: highest sequence accepted here per origin gateway. */
   private readonly accepted = new Map<string, number>();
@@ -63,6 +66,9 @@ export class MetricsPlugin implements Plugin {
       }
       signal.throwIfAborted();
       this.mount();
+      pluginReadings<ClockReading | undefined>(this.metrics, "metrics-clock", (read) => {
+        this.metrics.gaugeFn("strata_parent_clock_offset_seconds", "This gateway's clock minus its parent's (positive: ahead), newest probe", [], () => (read()?.offsetMs ?? Number.NaN) / 1000);
+      })(() => this.clock);
       this.interceptForward();
       this.running = true;
       this.reportTimer = setInterval(() => this.report(), this.settings.report_interval_secs * 1000);
@@ -91,7 +97,12 @@ export class MetricsPlugin implements Plugin {
   state(): GatewayState | undefined {
     const core = this.metrics.core();
     if (!core) return undefined;
-    return buildGatewayState(core, { accepted: Object.fromEntries(this.accepted), ...(this.checks ? { checks: this.checks } : {}), ...(this.previous ? { previous: this.previous } : {}) });
+    return buildGatewayState(core, {
+      accepted: Object.fromEntries(this.accepted),
+      ...(this.checks ? { checks: this.checks } : {}),
+      ...(this.clock ? { clock: this.clock } : {}),
+      ...(this.previous ? { previous: this.previous } : {}),
+    });
   }
 
   /** Sends (a child) or records (the root) this gateway's state; one at a time. */
@@ -121,8 +132,12 @@ export class MetricsPlugin implements Plugin {
 
   private async runCheck(): Promise<void> {
     try {
-      const lines = await checkRunningGateway(this.config, this.metrics.core()?.listeners ?? []);
+      const [lines, clock] = await Promise.all([
+        checkRunningGateway(this.config, this.metrics.core()?.listeners ?? []),
+        probeParentClock(this.config).catch((err: unknown) => { this.log.debug({ err }, "parent clock probe failed"); return undefined; }),
+      ]);
       this.checks = { at: Date.now(), lines };
+      if (clock) this.clock = clock;
     } catch (err) {
       this.log.warn({ err }, "self check failed to run");
     }
@@ -172,6 +187,9 @@ export class MetricsPlugin implements Plugin {
   private mount(): void {
     if (this.mounted) return;
     this.mounted = true;
+    // Children measure their clock against this one (clock.ts); no credentials: a clock is no secret.
+    this.front.route({ method: "GET", url: CLOCK_PATH, handler: (_req, reply) =>
+      this.running ? reply.header("cache-control", "no-store").send({ now: Date.now() }) : reply.code(503).send({ message: "metrics plugin is stopped" }) });
     this.front.route({ method: "GET", url: "/metrics", handler: (req, reply) => this.guarded(req, reply, async () => {
       const text = await this.metrics.text();
       return reply.header("content-type", this.metrics.contentType).send(text);

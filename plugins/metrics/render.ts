@@ -1,3 +1,5 @@
+import type { CheckResult, GatewayState } from "../../core/index.js";
+import { clockVerdict, formatOffset } from "./clock.js";
 import type { TraceView, TreeNode, TreeView } from "./tree.js";
 
 /** "4 s", "3 min", "2 h", "5 d". */
@@ -22,9 +24,11 @@ export function renderTree(view: TreeView): string {
     const queue = s ? `${s.upstream.depth}` : "-";
     const oldest = s ? ago(s.upstream.oldestAgeMs) : "-";
     const seen = n.seenAt === undefined ? "never" : n.depth === 0 ? "now" : `${ago(view.now - n.seenAt)} ago`;
-    return [name, linkOf(n), String(n.children), queue, oldest, s ? `${s.drainPerSec}/s` : "-", seen];
+    const clock = s?.clock ? formatOffset(s.clock.offsetMs) : "-";
+    return [name, linkOf(n), String(n.children), queue, oldest, s ? `${s.drainPerSec}/s` : "-", seen, clock];
   });
-  const head = ["GATEWAY", "LINK", "CHILDREN", "QUEUE", "OLDEST", "DRAIN", "LAST SEEN"];
+  // CLOCK: the gateway's clock against its parent's (positive: ahead).
+  const head = ["GATEWAY", "LINK", "CHILDREN", "QUEUE", "OLDEST", "DRAIN", "LAST SEEN", "CLOCK"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
@@ -51,10 +55,21 @@ export function renderTreeCheck(view: TreeView): { text: string; failed: boolean
       out.push(`${n.device}: fail  no check report yet (is the gateway running with [plugins.metrics] and connected?)`);
       continue;
     }
-    const worst = checks.lines.some((l) => l.verdict === "fail") ? "fail" : checks.lines.some((l) => l.verdict === "warn") ? "warn" : "ok";
+    const lines = [...checks.lines, ...clockLine(n.state!, view.now)];
+    const worst = lines.some((l) => l.verdict === "fail") ? "fail" : lines.some((l) => l.verdict === "warn") ? "warn" : "ok";
     if (worst === "fail") failed = true;
     out.push(`${n.device}: ${worst}  (checked ${ago(view.now - checks.at)} ago)`);
-    for (const l of checks.lines) out.push(`  ${l.verdict.padEnd(4)}  ${l.what.padEnd(12)} ${l.detail}`);
+    for (const l of lines) out.push(`  ${l.verdict.padEnd(4)}  ${l.what.padEnd(12)} ${l.detail}`);
   }
   return { text: out.join("\n"), failed };
+}
+
+/** The gateway's own clock measurement (ms, against its parent) as a check line; none on the root. */
+function clockLine(state: GatewayState, now: number): CheckResult[] {
+  const c = state.clock;
+  if (!c) return [];
+  const verdict = clockVerdict(c.offsetMs);
+  const precision = c.source === "strata" ? `±${Math.ceil(c.rttMs / 2)} ms` : "±1 s, the parent has no metrics plugin";
+  const fix = verdict === "ok" ? "" : "; SAS tokens allow 300 s: synchronise the clock (NTP)";
+  return [{ verdict, what: "clock offset", detail: `${formatOffset(c.offsetMs)} from the parent (${precision}, measured ${ago(now - c.at)} ago)${fix}` }];
 }

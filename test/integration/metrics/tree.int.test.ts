@@ -55,21 +55,27 @@ describe("metrics: a 5-gateway chain seen from the root", () => {
     const gw5 = chain[4]!;
     await gw5.gw.hub.ingest({ id: "gw5", deviceId: "gw5", method: "sas" }, { body: Buffer.from("hello"), properties: {}, systemProperties: {} });
     // 2. Every child has reported with its link up.
-    const view = await eventually("all four children reported with their link connected", async () => {
+    const view = await eventually("all four children reported with their link connected and their clock", async () => {
       const v = await treeOf();
-      return v.nodes.length === 5 && v.nodes.every((n) => n.depth === 0 || (n.state?.link?.status === "connected")) && (v.nodes[0]!.state?.upstream.depth ?? 0) > 0 ? v : undefined;
+      return v.nodes.length === 5 && v.nodes.every((n) => n.depth === 0 || (n.state?.link?.status === "connected" && n.state.clock)) && (v.nodes[0]!.state?.upstream.depth ?? 0) > 0 ? v : undefined;
     });
     assert.deepEqual(view.nodes.map((n) => [n.device, n.depth, n.children, n.parent]), [
       ["root", 0, 1, undefined], ["gw2", 1, 1, "root"], ["gw3", 2, 1, "gw2"], ["gw4", 3, 1, "gw3"], ["gw5", 4, 0, "gw4"],
     ]);
     // 3. The state messages stayed out of the root's queue: the one message waiting is gw5's telemetry.
     assert.equal(view.nodes[0]!.state!.upstream.depth, 1);
+    // 4. Each child measured its clock against its parent's metrics plugin (one machine: well under a second).
+    for (const n of view.nodes.slice(1)) {
+      assert.equal(n.state!.clock!.source, "strata", n.device);
+      assert.ok(Math.abs(n.state!.clock!.offsetMs) < 1000, `${n.device}: ${JSON.stringify(n.state!.clock)}`);
+    }
+    assert.equal(view.nodes[0]!.state!.clock, undefined, "the root has no parent clock");
     const { code, out } = await cli(root, treeCommand, []);
     assert.equal(code, 0);
     const lines = out.trim().split("\n");
-    assert.match(lines[0]!, /^GATEWAY\s+LINK\s+CHILDREN\s+QUEUE\s+OLDEST\s+DRAIN\s+LAST SEEN$/);
+    assert.match(lines[0]!, /^GATEWAY\s+LINK\s+CHILDREN\s+QUEUE\s+OLDEST\s+DRAIN\s+LAST SEEN\s+CLOCK$/);
     assert.match(lines[1]!, /^root\s+root\s+1\s+1\s+/);
-    assert.match(lines[5]!, /^\s+└ gw5\s+connected\s+0\s+\d+\s+.*ago$/);
+    assert.match(lines[5]!, /^\s+└ gw5\s+connected\s+0\s+\d+\s+.*ago\s+[+-]\d+ ms$/);
   });
 
   test("strata trace follows a message from gw5 to the root", async () => {
@@ -103,5 +109,6 @@ describe("metrics: a 5-gateway chain seen from the root", () => {
     assert.match(out, /^gw4: fail/m);
     assert.match(out, /fail\s+certificate\s+server certificate expired on .*; issue a new server certificate/);
     assert.match(out, /^gw3: (ok|warn)/m);
+    assert.match(out, /^ {2}ok {4}clock offset +[+-]\d+ ms from the parent \(±\d+ ms, measured/m);
   });
 });
