@@ -44,21 +44,20 @@ function podmanEnv(dir: string): NodeJS.ProcessEnv {
   return { ...process.env, HOME: join(dir, "home"), CONTAINERS_CONF: join(dir, "containers.conf"), CONTAINERS_REGISTRIES_CONF: join(dir, "registries.conf") };
 }
 
-/** A folder holding a busybox rootfs (static binary and applet links): the one image the test builds. */
-export function busyboxRootfs(): string {
+/** An uncompressed image layer: a busybox rootfs (static binary and applet links), tarred by `tar`. */
+export function busyboxLayer(): Buffer {
   const root = mkdtempSync(join(tmpdir(), "strata-busybox-"));
-  mkdirSync(join(root, "bin"));
-  copyFileSync("/bin/busybox", join(root, "bin", "busybox"));
-  for (const applet of ["sh", "echo", "sleep", "cat", "ls", "env", "true", "false"]) symlinkSync("busybox", join(root, "bin", applet));
-  for (const d of ["tmp", "proc", "sys", "dev", "etc", "var/run"]) mkdirSync(join(root, d), { recursive: true });
-  return root;
-}
-
-/** `tar` of a folder (an uncompressed image layer). */
-export function tarOf(dir: string): Buffer {
-  const r = spawnSync("tar", ["-C", dir, "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-cf", "-", "."], { maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`tar of ${dir} failed: ${r.stderr.toString()}`);
-  return r.stdout;
+  try {
+    mkdirSync(join(root, "bin"));
+    copyFileSync("/bin/busybox", join(root, "bin", "busybox"));
+    for (const applet of ["sh", "echo", "sleep", "cat", "ls", "env", "true", "false", "test"]) symlinkSync("busybox", join(root, "bin", applet));
+    for (const d of ["tmp", "proc", "sys", "dev", "etc", "var/run"]) mkdirSync(join(root, d), { recursive: true });
+    const r = spawnSync("tar", ["-C", root, "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-cf", "-", "."], { maxBuffer: 64 << 20 });
+    if (r.status !== 0) throw new Error(`tar of ${root} failed: ${r.stderr.toString()}`);
+    return r.stdout;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -99,7 +98,7 @@ function prepareDir(): string {
   ].join("\n"));
   // No search registries: an unqualified name never leaves the machine.
   writeFileSync(join(dir, "registries.conf"), 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n');
-  writeFileSync(join(dir, "probe.tar"), tarOf(busyboxRootfs()));
+  writeFileSync(join(dir, "probe.tar"), busyboxLayer());
   return dir;
 }
 

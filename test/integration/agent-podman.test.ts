@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +10,7 @@ import type { TestGateway } from "../support/gateway.js";
 import { startDistribution, type Distribution } from "./registry/support/distribution.js";
 import { PULL_PASSWORD, PULL_USER, startCacheGateway } from "./registry/support/harness.js";
 import { OciLayout, pushLayout } from "./registry/support/oci.js";
-import { busyboxRootfs, podmanUnavailable, startPodman, tarOf, type PodmanService } from "./agent-podman-service.js";
+import { busyboxLayer, podmanUnavailable, startPodman, type PodmanService } from "./agent-podman-service.js";
 
 /**
  * The container runtime against REAL podman (4.3, Debian's package) through its Docker-compatible API: the
@@ -27,7 +27,7 @@ const REPO = "plant/busybox";
 /** Pushes a one-layer busybox image (PATH=/bin) to Distribution as REPO:1. */
 async function pushBusybox(upstream: Distribution): Promise<void> {
   const layout = new OciLayout();
-  const layer = layout.addBlob(tarOf(busyboxRootfs()), "application/vnd.oci.image.layer.v1.tar");
+  const layer = layout.addBlob(busyboxLayer(), "application/vnd.oci.image.layer.v1.tar");
   const config = layout.addBlob(Buffer.from(JSON.stringify({
     architecture: "amd64", os: "linux",
     rootfs: { type: "layers", diff_ids: [layer.digest] },
@@ -36,6 +36,7 @@ async function pushBusybox(upstream: Distribution): Promise<void> {
   const manifest = layout.addBlob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers: [layer] })), "application/vnd.oci.image.manifest.v1+json");
   layout.tag(manifest, "1");
   await pushLayout(layout, "1", upstream.hostPort, REPO);
+  rmSync(layout.dir, { recursive: true, force: true });
 }
 
 function moduleSpec(name: string, script: string, over: Partial<ModuleSpec> = {}, extra: Record<string, unknown> = {}): ModuleSpec {
@@ -50,8 +51,10 @@ function moduleSpec(name: string, script: string, over: Partial<ModuleSpec> = {}
 }
 
 /** A listening workload socket for a module (the agent's WorkloadApi is tested elsewhere; here it only has to be mounted). */
-async function workloadSocket(servers: Server[]): Promise<string> {
-  const path = join(mkdtempSync(join(tmpdir(), "strata-ws-")), "workload.sock");
+async function workloadSocket(servers: Server[], dirs: string[]): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "strata-ws-"));
+  dirs.push(dir);
+  const path = join(dir, "workload.sock");
   const server = createServer((s) => s.end());
   servers.push(server);
   await new Promise<void>((r) => server.listen(path, r));
@@ -60,6 +63,7 @@ async function workloadSocket(servers: Server[]): Promise<string> {
 
 test("container runtime against real podman (Docker-compatible API)", { skip: unavailable, timeout: 240_000 }, async (t) => {
   const servers: Server[] = [];
+  const dirs: string[] = [];
   let upstream: Distribution | undefined;
   let gw: TestGateway | undefined;
   let podman: PodmanService | undefined;
@@ -68,6 +72,7 @@ test("container runtime against real podman (Docker-compatible API)", { skip: un
     await gw?.stop({ remove: true });
     await upstream?.close();
     for (const s of servers) s.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
   upstream = await startDistribution();
   await pushBusybox(upstream);
@@ -86,7 +91,7 @@ test("container runtime against real podman (Docker-compatible API)", { skip: un
   };
 
   await t.test("pulls through the front, creates with createOptions passed through, runs, stops on SIGTERM, keeps the logs", async () => {
-    const ws = await workloadSocket(servers);
+    const ws = await workloadSocket(servers, dirs);
     const ctx: StartContext = { env: { IOTEDGE_MODULEID: "sensor", IOTEDGE_DEVICEID: "gw1", IOTEDGE_AUTHSCHEME: "sasToken" }, workloadSocket: ws };
     const script = [
       "echo started $IOTEDGE_MODULEID in $(pwd) with $FROM_CREATE_OPTIONS",
@@ -126,7 +131,7 @@ test("container runtime against real podman (Docker-compatible API)", { skip: un
   });
 
   await t.test("the supervisor restarts an exiting container per policy; logs and exit codes survive restarts; a warm pull fetches nothing upstream", async () => {
-    const ws = await workloadSocket(servers);
+    const ws = await workloadSocket(servers, dirs);
     const waiters: (() => void)[] = [];
     const sup = (spec: ModuleSpec) => new ModuleSupervisor(spec, {
       runtime, prepare: async (): Promise<StartContext> => ({ env: { IOTEDGE_MODULEID: spec.name }, workloadSocket: ws }),
@@ -165,7 +170,7 @@ test("container runtime against real podman (Docker-compatible API)", { skip: un
   });
 
   await t.test("engine errors name what failed: a missing image, createOptions podman refuses", async () => {
-    const ws = await workloadSocket(servers);
+    const ws = await workloadSocket(servers, dirs);
     const ctx: StartContext = { env: {}, workloadSocket: ws };
     const missing = { ...moduleSpec("ghost", "true"), settings: { image: `$upstream/${REPO}:nope` } };
     await assert.rejects(runtime.start(missing, ctx), new RegExp(`pull ${front.replace(/\./g, "\\.")}/${REPO}:nope failed`));
