@@ -81,11 +81,18 @@ async function bundleOne(e: TreeEntry, opts: TreeBundleOptions): Promise<void> {
     opts.onProgress?.();
   };
   const call = async (methodName: string, payload: unknown): Promise<MethodResult> => {
-    const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const secs = Math.min(15, Math.max(1, Math.ceil((deadline - Date.now()) / 1000)));
+    let timer: NodeJS.Timeout | undefined;
+    // The hub times methods out itself; this guard only keeps a hub that never settles from stalling the walk.
+    const guard = new Promise<MethodResult>((resolve) => {
+      timer = setTimeout(() => resolve({ status: 504, payload: { message: `${agent} did not answer ${methodName} within ${secs} s` } }), secs * 1000 + 2000);
+    });
     try {
-      return await opts.hub.invokeMethod(agent, { methodName, payload, responseTimeoutInSeconds: Math.min(15, left) });
+      return await Promise.race([opts.hub.invokeMethod(agent, { methodName, payload, responseTimeoutInSeconds: secs }), guard]);
     } catch (err) {
       return { status: 500, payload: { message: (err as Error).message } };
+    } finally {
+      clearTimeout(timer);
     }
   };
   if (opts.signal.aborted) return set("Cancelled", "the gateway stopped before this gateway was asked");

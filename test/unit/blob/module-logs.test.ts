@@ -2,7 +2,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LogRing } from "../../../plugins/blob/log-ring.js";
 import { parseLogsRequest, parseTime, PayloadError, renderLogs, selectLogs } from "../../../plugins/blob/module-logs.js";
-import { treeGateways } from "../../../plugins/blob/tree-bundle.js";
 
 const line = (plugin: string, n: number, level = 30, time = 1_000 + n): string => JSON.stringify({ level, time, plugin, msg: `${plugin} ${n}` });
 
@@ -37,19 +36,4 @@ test("a bad payload names its field", () => {
   assert.throws(() => parseLogsRequest({ items: [{ id: "x", filter: { regex: "[" } }] }), (e: unknown) => e instanceof PayloadError && e.field === "items[0].filter.regex");
   assert.throws(() => parseLogsRequest({ contentType: "xml" }), (e: unknown) => e instanceof PayloadError && e.field === "contentType");
   assert.deepEqual(parseLogsRequest({ sasUrl: "https://x/y?sig=abc" }).items.length, 1, "sasUrl accepted; no items = everything");
-});
-
-test("the tree from the registry: edge devices under their parents, depth first; modules and leaves left out; unknown parents under the root", () => {
-  const rec = (id: string, edge: boolean, parent?: string, moduleId?: string) => ({ id, edge, ...(parent ? { parent } : {}), ...(moduleId ? { moduleId } : {}) });
-  const identities = {
-    self: "root",
-    list: () => [rec("root", true), rec("b", true, "root"), rec("a", true, "root"), rec("a1", true, "a"), rec("leaf", false, "a"), rec("a/$edgeAgent", false, "a", "$edgeAgent"), rec("orphan", true, "gone")],
-  };
-  assert.deepEqual(treeGateways(identities as never), [
-    { gateway: "root", depth: 0 },
-    { gateway: "a", parent: "root", depth: 1 },
-    { gateway: "a1", parent: "a", depth: 2 },
-    { gateway: "b", parent: "root", depth: 1 },
-    { gateway: "orphan", parent: "root", depth: 1 },
-  ]);
 });
