@@ -11,7 +11,11 @@ export const httpsFrontConfigSchema = z
      * owns `/v2/`), else to the parent's front. `parent` forces forwarding, `off` serves nothing.
      */
     registry: z.enum(["auto", "parent", "off"]).default("auto"),
-    /** Where blob requests (under blob_path_prefix) go: `auto` leaves them to a local `[plugins.blob]`, else the parent. */
+    /**
+     * Where blob requests go — those under blob_path_prefix, and those carrying `x-ms-version` on a path nothing
+     * else here serves (path-style `https://gw/<account>/…`; never the service API's or `/$…` paths): `auto`
+     * leaves them to a local `[plugins.blob]`, else the parent.
+     */
     blob: z.enum(["auto", "parent", "off"]).default("auto"),
     /** Path prefix of blob (Azure Blob REST) requests on this port. */
     blob_path_prefix: z.string().regex(/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/).default("/blob"),

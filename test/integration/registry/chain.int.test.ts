@@ -7,23 +7,9 @@ import { needPeer } from "../../support/peers.js";
 import { startTestGateway, type TestGateway } from "../../support/gateway.js";
 import { startDistribution, type Distribution } from "./support/distribution.js";
 import { OciLayout, pushLayout, type SyntheticImage } from "./support/oci.js";
-import { fetchFront, pullThrough, secretFile, startCacheGateway } from "./support/harness.js";
+import { fetchFront, pullThrough, secretFile, startCacheGateway, startFrontChild } from "./support/harness.js";
 
 const skip = needPeer("docker-registry") || needPeer("skopeo");
-
-/** A child gateway under `parent` running only the https-front plugin. */
-export async function startFrontChild(parent: TestGateway, id: string, frontSettings: Record<string, unknown> = {}): Promise<TestGateway> {
-  const { key } = await parent.addDevice(id, { edge: true });
-  return startTestGateway({
-    deviceId: id,
-    extraPlugins: [{ module: httpsFront, settings: frontSettings }],
-    config: {
-      service: undefined,
-      identity: { key_file: secretFile(key) },
-      parent: { hostname: "localhost", address: "127.0.0.1", https_port: parent.port("https"), amqp_port: 9, transport: "amqps" },
-    },
-  });
-}
 
 function pulledDigest(dir: string): string {
   return (JSON.parse(readFileSync(join(dir, "index.json"), "utf8")) as { manifests: { digest: string }[] }).manifests[0]!.digest;

@@ -5,9 +5,9 @@ import { pluginConformanceSuite, silentLogger, TOKENS, validateConfig, type Depe
 import registryCache from "../../../plugins/registry-cache/index.js";
 import httpsFront from "../../../plugins/https-front/index.js";
 
-/** A stand-in for core's HttpFront: records raw mounts (the plugins only mount, they never listen). */
+/** A stand-in for core's HttpFront: accepts raw mounts and fastify plugins (the plugins only mount, they never listen). */
 function fakeFront(): unknown {
-  return { mountRaw: () => () => undefined };
+  return { mountRaw: () => () => undefined, register: () => undefined };
 }
 
 function provide(parent: boolean) {

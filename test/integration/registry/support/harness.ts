@@ -2,6 +2,7 @@ import https from "node:https";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import httpsFront from "../../../../plugins/https-front/index.js";
 import registryCache from "../../../../plugins/registry-cache/index.js";
 import type { RegistryCachePlugin } from "../../../../plugins/registry-cache/index.js";
 import { startTestGateway, type TestGateway } from "../../../support/gateway.js";
@@ -31,6 +32,20 @@ export async function startCacheGateway(upstreamUrl: string, extra: Record<strin
         ...extra,
       },
     }],
+  });
+}
+
+/** A child gateway under `parent` running only the https-front plugin. */
+export async function startFrontChild(parent: TestGateway, id: string, frontSettings: Record<string, unknown> = {}): Promise<TestGateway> {
+  const { key } = await parent.addDevice(id, { edge: true });
+  return startTestGateway({
+    deviceId: id,
+    extraPlugins: [{ module: httpsFront, settings: frontSettings }],
+    config: {
+      service: undefined,
+      identity: { key_file: secretFile(key) },
+      parent: { hostname: "localhost", address: "127.0.0.1", https_port: parent.port("https"), amqp_port: 9, transport: "amqps" },
+    },
   });
 }
 
