@@ -12,6 +12,7 @@ import { childCommand, CHILD_USAGE } from "./child.js";
 import { resolveConfig } from "./context.js";
 import { deadLettersCommand } from "./deadletters.js";
 import { identityCommand, IDENTITY_USAGE } from "./identity.js";
+import { imagesCommand, IMAGES_USAGE } from "./images.js";
 import { enrollmentCommand, ENROLLMENT_USAGE, provisionCommand, PROVISION_USAGE } from "./provision.js";
 import { consoleOutput, type Output } from "./output.js";
 import { startCommand } from "./start.js";
@@ -30,6 +31,7 @@ const USAGE = `strata — a nested IoT gateway
   strata backup <file> | strata restore <file>              back up the running gateway, restore on a fresh data dir
   strata provision run|status …                             first-boot factory provisioning (see 'strata help provision')
   strata enrollment add|list|remove|derive …                enrollment groups at the root (see 'strata help enrollment')
+  strata images prefetch <ref>…                             pull images through this gateway so every cache on the way keeps them
 PLUGIN_COMMANDS
 Config: --config <file>, else /etc/strata/strata.toml, else the embedded default under ./.strata.`;
 
@@ -52,6 +54,7 @@ export async function main(argv: readonly string[], out: Output = consoleOutput)
       case "backup": case "restore": return await backupCommand(command, rest, out);
       case "provision": return await provisionCommand(rest, out);
       case "enrollment": return await enrollmentCommand(rest, out);
+      case "images": return await imagesCommand(rest, out);
       case undefined: case "help": case "--help": case "-h":
         if (rest[0] === "identity") out.info(IDENTITY_USAGE);
         else if (rest[0] === "child") out.info(CHILD_USAGE);
@@ -59,6 +62,7 @@ export async function main(argv: readonly string[], out: Output = consoleOutput)
         else if (rest[0] === "backup" || rest[0] === "restore") out.info(BACKUP_USAGE);
         else if (rest[0] === "provision") out.info(PROVISION_USAGE);
         else if (rest[0] === "enrollment") out.info(ENROLLMENT_USAGE);
+        else if (rest[0] === "images") out.info(IMAGES_USAGE);
         else out.info(USAGE.replace("PLUGIN_COMMANDS", (await pluginCommands(rest)).map((c) => `  strata ${c.name.padEnd(52)} ${c.summary}`).join("\n")));
         return 0;
       default: return await runPluginCommand(argv, out);

@@ -1,7 +1,6 @@
 import { definePlugin, TOKENS } from "../../core/index.js";
 import { registryCacheConfigSchema } from "./config.js";
 import { RegistryCachePlugin } from "./plugin.js";
-import { prefetchCommand } from "./prefetch.js";
 
 export { registryCacheConfigSchema, type RegistryCacheConfig, type UpstreamConfig } from "./config.js";
 export { RegistryCachePlugin, registryCacheDataDir, gatewayCredentials } from "./plugin.js";
@@ -11,7 +10,6 @@ export { parseChallenges, type Challenge } from "./upstream/challenge.js";
 export { registrableDomain, sameRegistrableDomain } from "./upstream/domain.js";
 export { acceptedManifestTypes, MANIFEST_TYPES } from "./media-types.js";
 export { parseRegistryPath, parseRange } from "./routes.js";
-export { prefetchCommand, prefetch, type PrefetchOptions } from "./prefetch.js";
 
 /** `[plugins.registry-cache]`: a verified, single-flight OCI pull-through cache at `/v2/` on the HTTPS port. */
 export default definePlugin({
@@ -23,5 +21,4 @@ export default definePlugin({
   register(scope) {
     scope.register(TOKENS.Plugin, { useClass: RegistryCachePlugin });
   },
-  commands: [prefetchCommand],
 });

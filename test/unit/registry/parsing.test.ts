@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { acceptedManifestTypes, MANIFEST_TYPES, parseRange, parseRegistryPath, registryCacheConfigSchema } from "../../../plugins/registry-cache/index.js";
-import { parseRef } from "../../../plugins/registry-cache/prefetch.js";
+import { parseRef } from "../../../core/cli/images.js";
 import { resolveDestination } from "../../../plugins/https-front/index.js";
 import type { StrataConfig } from "../../../core/index.js";
 
