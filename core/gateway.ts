@@ -135,14 +135,16 @@ export class Gateway {
       });
       undo.unshift(() => hub.stop());
 
+      // Every TLS listener (the front here, the heads' own) shares one cap on handshakes in progress.
+      const listeners = new Listeners({ maxTlsHandshakes: config.listen.max_tls_handshakes });
       const front = new HttpFront({
         tls: { cert, key, ca },
         address: config.listen.address,
         port: config.listen.https,
         logger: logger.child({ area: "https" }),
+        handshakes: listeners.handshakes,
       });
       undo.unshift(() => front.close());
-      const listeners = new Listeners();
       // Hot reload (core/pki): a renewed certificate or a new trust bundle reaches the front and X.509 checks;
       // the heads subscribe to the same event for their own TLS servers.
       pki.onCertificateChanged((tlsNow) => {

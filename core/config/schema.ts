@@ -57,6 +57,11 @@ export const listenSchema = z.strictObject({
   mqtt: listenPort.default(8883),
   amqp: listenPort.default(5671),
   https: listenPort.default(443),
+  /**
+   * TLS handshakes in progress at once, every TLS listener together; connections beyond wait their turn
+   * (a parent that comes back is not stampeded by every child and device reconnecting at once).
+   */
+  max_tls_handshakes: z.int().min(1).max(100_000).default(32),
 });
 
 /** `[store]`: the durable store's bounds. */

@@ -12,6 +12,7 @@ import Fastify, {
   type RouteOptions,
 } from "fastify";
 import { StrataError } from "../errors.js";
+import type { HandshakeGate } from "../listeners.js";
 import { silentLogger, type Logger } from "../log.js";
 import { listenOn, type BoundAddress } from "./listen.js";
 import { RawMounts, type RawHandler } from "./raw-mounts.js";
@@ -37,6 +38,8 @@ export interface HttpFrontOptions {
   wsMaxPayload?: number;
   /** Largest body fastify routes parse. Default 1 MiB (raw mounts are not limited: they stream). */
   bodyLimit?: number;
+  /** The gateway's cap on TLS handshakes in progress (core/listeners.ts); none when absent. */
+  handshakes?: Pick<HandshakeGate, "guard">;
 }
 
 /**
@@ -79,6 +82,7 @@ export class HttpFront {
       // headersTimeout (60 s) still bounds clients that never finish their headers.
       requestTimeout: 0,
     });
+    opts.handshakes?.guard(this.server); // before our own 'connection' listener, which must see every socket
     // Raw mounts are dispatched before fastify sees the request, so their bodies are never parsed or buffered.
     this.app = Fastify({
       loggerInstance: this.log,

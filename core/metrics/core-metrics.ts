@@ -1,4 +1,4 @@
-import type { BoundListener } from "../listeners.js";
+import type { BoundListener, HandshakeStats } from "../listeners.js";
 import type { HubStats } from "../hub/hub.js";
 import type { StoreStats } from "../store/types.js";
 import type { UpstreamState, UpstreamStatus } from "../upstream/types.js";
@@ -12,7 +12,7 @@ export interface CoreMetricSources {
   hub: { stats(): HubStats; connectedIds?(): string[]; linkOf?(id: string): { head: string } | undefined };
   store: { stats(): StoreStats };
   upstream?: { state(): UpstreamState };
-  listeners: { all(): BoundListener[] };
+  listeners: { all(): BoundListener[]; handshakes?: { stats(): HandshakeStats } };
 }
 
 const STATUSES: readonly UpstreamStatus[] = ["connecting", "connected", "offline", "stopped"];
@@ -26,6 +26,14 @@ export function registerCoreMetrics(metrics: Metrics, src: CoreMetricSources): v
     () => [[{ device_id: src.deviceId, root: String(src.isRoot) }, 1]]);
   metrics.gaugeFn("strata_listener_info", "Bound listeners (always 1)", ["name", "address", "port"],
     () => src.listeners.all().map((l) => [{ name: l.name, address: l.address, port: l.port }, 1] as const));
+  const handshakes = src.listeners.handshakes;
+  if (handshakes) {
+    metrics.gaugeFn("strata_tls_handshakes_in_progress", "TLS handshakes running now, every TLS listener together (at most listen.max_tls_handshakes)", [], () => handshakes.stats().inProgress);
+    metrics.gaugeFn("strata_tls_handshakes_waiting", "TLS connections waiting for a handshake slot now", [], () => handshakes.stats().waiting);
+    metrics.counterFn("strata_tls_handshakes_deferred_total", "TLS connections that had to wait for a handshake slot (listen.max_tls_handshakes reached)", [], () => handshakes.stats().deferred);
+    metrics.counterFn("strata_tls_handshakes_dropped_total", "TLS connections dropped by the handshake cap, by cause (wait: no slot in time; slow: handshake took too long)", ["cause"],
+      () => { const s = handshakes.stats(); return [[{ cause: "wait" }, s.waitTimeouts], [{ cause: "slow" }, s.handshakeTimeouts]]; });
+  }
 
   const hub = () => src.hub.stats();
   metrics.counterFn("strata_hub_messages_total", "Messages the hub took, by how: ingested (from a device here), forwarded (from a child), duplicate, unrouted",

@@ -54,6 +54,7 @@ export class AmqpPlugin implements Plugin {
           (socket) => head.accept(socket, { transport: "tls", remoteAddress: socket.remoteAddress, peerChain: peerChain(socket), peerVerified: socket.authorized }),
         );
         server.on("tlsClientError", (err, socket) => this.log.debug({ err, remoteAddress: socket.remoteAddress }, "amqp tls handshake failed"));
+        this.listeners.handshakes.guard(server); // the gateway's cap on handshakes in progress (reconnect storms)
         this.server = server;
         // A renewed certificate or trust bundle (core/pki) applies to new connections; open ones keep theirs.
         this.unwatchCertificate = this.pki.onCertificateChanged((m) => {

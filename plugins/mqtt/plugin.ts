@@ -59,6 +59,7 @@ export class MqttPlugin implements Plugin {
           (socket) => head.handle(socket),
         );
         server.on("tlsClientError", (err, socket) => this.log.debug({ err, remoteAddress: socket.remoteAddress }, "mqtt tls handshake failed"));
+        this.listeners.handshakes.guard(server); // the gateway's cap on handshakes in progress (reconnect storms)
         this.server = server;
         // A renewed certificate or trust bundle (core/pki) applies to new connections; open ones keep theirs.
         this.unwatchCertificate = this.pki.onCertificateChanged((m) => {

@@ -35,7 +35,7 @@ test("a minimal root config gets every default and absolute paths", () => {
   const c = parse(MINIMAL);
   assert.equal(c.data_dir, "/etc/strata/data");
   assert.equal(c.tls.ca_file, "/etc/strata/pki/ca.crt");
-  assert.deepEqual(c.listen, { address: "127.0.0.1", mqtt: 8883, amqp: 5671, https: 443 });
+  assert.deepEqual(c.listen, { address: "127.0.0.1", mqtt: 8883, amqp: 5671, https: 443, max_tls_handshakes: 32 });
   assert.equal(c.store.default_ttl_secs, 7200);
   assert.equal(c.parent, undefined);
   assert.deepEqual(c.plugins, {});
@@ -157,7 +157,7 @@ test("the embedded default is a root gateway on localhost with files under the b
   assert.equal(c.device_id, "strata-root");
   assert.equal(c.hostname, "localhost");
   assert.equal(c.parent, undefined);
-  assert.deepEqual(c.listen, { address: "127.0.0.1", mqtt: 8883, amqp: 5671, https: 443 });
+  assert.deepEqual(c.listen, { address: "127.0.0.1", mqtt: 8883, amqp: 5671, https: 443, max_tls_handshakes: 32 });
   assert.equal(c.data_dir, "/srv/x/.strata/data");
   assert.match(c.tls.ca_file, /^\/srv\/x\/\.strata\/pki\//);
   assert.equal(c.service?.owner_key_file, "/srv/x/.strata/secrets/iothubowner.key");
