@@ -80,9 +80,9 @@ interface Waiting {
 /**
  * Bounds the TLS handshakes in progress on a gateway's listeners. When a parent comes back after an outage,
  * every child and device below reconnects at once; each handshake costs a signature, and hundreds at once
- * would starve the event loop (and time out themselves). Connections beyond the cap wait, not yet read, in a
- * FIFO until a handshake finishes, fails or its client goes away; a connection that waits too long is dropped
- * (its client retries with backoff) so the queue cannot grow without bound.
+ * would starve the event loop (and time out themselves). Connections beyond the cap wait in a FIFO, their
+ * handshake not begun, until a handshake finishes, fails or its client goes away; a connection that waits too
+ * long is dropped (its client retries with backoff) so the queue cannot grow without bound.
  */
 export class HandshakeGate {
   private readonly limit: number;
