@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isStrataError, StrataError, type Logger } from "../../core/index.js";
-import type { DiskStore } from "./disk-store.js";
+import type { DiskStore, OpenBlob } from "./disk-store.js";
 import { sendFileRange } from "./file-sender.js";
 import { Fill, streamFill } from "./fill.js";
 import { collectGarbage } from "./gc.js";
@@ -244,9 +244,12 @@ export class RegistryCache {
   // ---- blobs ---------------------------------------------------------------------------------------
 
   private async blob(req: IncomingMessage, res: ServerResponse, name: string, digest: string): Promise<void> {
-    if (this.o.store.has(digest)) {
+    const open = await this.o.store.openBlob(digest);
+    // A fill may have finished while openBlob waited: look again synchronously, so that joinFill below (in this
+    // same tick) never starts a second upstream fetch of a blob that is already kept.
+    if (open || this.o.store.has(digest)) {
       this.stats.blobHits++;
-      return this.sendCachedBlob(req, res, digest);
+      return this.sendCachedBlob(req, res, digest, open);
     }
     const routed = this.route(name, req.url ?? "");
     if (!routed) throw new UpstreamAnswer(404, "BLOB_UNKNOWN", `blob ${digest} is not cached and no upstream serves ${name}`);
@@ -315,12 +318,14 @@ export class RegistryCache {
     return started;
   }
 
-  private async sendCachedBlob(req: IncomingMessage, res: ServerResponse, digest: string): Promise<void> {
-    const size = await this.o.store.size(digest);
-    if (size === undefined) throw new UpstreamAnswer(404, "BLOB_UNKNOWN", `blob ${digest} was evicted; retry`);
-    void this.o.store.touch(digest);
+  /** Serves a kept blob from one open handle (one open and one fstat per hit; the LRU clock is touched at most once a minute). */
+  private async sendCachedBlob(req: IncomingMessage, res: ServerResponse, digest: string, opened?: OpenBlob): Promise<void> {
+    const blob = opened ?? (await this.o.store.openBlob(digest));
+    if (!blob) throw new UpstreamAnswer(404, "BLOB_UNKNOWN", `blob ${digest} was evicted; retry`);
+    const { fh, size } = blob;
     const base = { ...API_VERSION_HEADER, "content-type": "application/octet-stream", "docker-content-digest": digest, "accept-ranges": "bytes", etag: `"${digest}"` };
     const range = parseRange(req.headers.range, size);
+    if (range === "unsatisfiable" || req.method === "HEAD" || size === 0) await fh.close();
     if (range === "unsatisfiable") {
       sendError(res, 416, "BLOB_UNKNOWN", `range ${req.headers.range} is outside the ${size} bytes of ${digest}`, { "content-range": `bytes */${size}` });
       return;
@@ -333,7 +338,7 @@ export class RegistryCache {
       res.end();
       return;
     }
-    await sendFileRange(this.o.store.blobPath(digest), start, end, res);
+    await sendFileRange(fh, start, end, res);
   }
 
   /** Answers a HEAD on a miss with upstream's own answer (status, size, digest). */

@@ -1,8 +1,8 @@
-import { open } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 
 /** Bytes per read and per write to the socket (a few TLS records; small enough to stay in the CPU's cache). */
-const CHUNK = Number(process.env["STRATA_REGISTRY_CHUNK"] ?? 256 * 1024);
+const CHUNK = 256 * 1024;
 /** Idle buffers kept for the next requests. */
 const KEEP = 16;
 const idle: Buffer[] = [];
@@ -16,18 +16,17 @@ function give(buf: Buffer): void {
 }
 
 /**
- * Writes bytes `[start, end]` of a verified file to `res` (headers already set), reading the next chunk while
+ * Writes bytes `[start, end]` of a verified file to `res` (headers already set) and closes `fh`, reading the next chunk while
  * the socket takes the last one. Buffers are pooled across requests instead of createReadStream's fresh
  * allocation per chunk: at warm-hit rates that garbage cost as much CPU as the TLS encryption. A buffer returns
  * to the pool only from its write callback (the socket is done with it), never after an error.
  */
-export async function sendFileRange(path: string, start: number, end: number, res: ServerResponse): Promise<void> {
-  const fh = await open(path, "r");
+export async function sendFileRange(fh: FileHandle, start: number, end: number, res: ServerResponse): Promise<void> {
   let next: Promise<{ buf: Buffer; n: number }> | undefined;
   const read = async (pos: number): Promise<{ buf: Buffer; n: number }> => {
     const buf = take();
     const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, end - pos + 1), pos);
-    if (bytesRead === 0) throw new Error(`${path} ended at ${pos}, before byte ${end}`);
+    if (bytesRead === 0) throw new Error(`a kept blob ended at byte ${pos}, before ${end}`);
     return { buf, n: bytesRead };
   };
   try {
