@@ -54,7 +54,7 @@ export interface GatewayState {
   link?: { status: UpstreamStatus; since: number; reconnects: number; failedAttempts: number; lastError?: string };
   /** Identities connected here (directly or on behalf of children). */
   connected: number;
-  /** `$upstream` (what still has to go up from here). */
+  /** `$upstream` (what still has to go up from here); at the root, `$upstream` and its sinks' queues. */
   upstream: { depth: number; oldestAgeMs: number };
   /** All queues together (C2D, module inputs, sinks at the root). */
   queued: { depth: number; oldestAgeMs: number };
@@ -87,7 +87,9 @@ export function buildGatewayState(
 ): GatewayState {
   const now = extra.now ?? Date.now();
   const queues = Object.values(core.store.queues);
-  const up = core.store.queues["$upstream"];
+  // What still has to leave from here: `$upstream` on a child; at the root, its northbound sinks' queues too.
+  const leaving = Object.entries(core.store.queues).filter(([name]) => name === "$upstream" || (core.isRoot && name.startsWith("sink:"))).map(([, q]) => q);
+  const up = leaving.length === 0 ? undefined : { depth: leaving.reduce((n, q) => n + q.depth, 0), oldestAgeMs: leaving.reduce((m, q) => Math.max(m, q.oldestAgeMs), 0) };
   const prev = extra.previous;
   const seconds = prev ? (now - prev.at) / 1000 : 0;
   const link = core.upstream;

@@ -1,12 +1,13 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import {
   buildGatewayState, checkRunningGateway, inject, injectable, isStateMessage, parseGatewayState, parseStrataId,
-  pluginReadings, PluginError, readSecret, STATE_CONTENT_TYPE, STATE_KIND, STATE_PROPERTY, TOKENS, UPSTREAM,
+  pluginReadings, PluginError, readSecret, TOKENS,
   type CheckResult, type ClockReading, type GatewayState, type Hub, type HttpFront, type Identities, type IngestResult, type Logger,
   type Message, type Metrics, type Plugin, type Principal, type Store, type StrataConfig,
 } from "../../core/index.js";
 import { AccessGuard } from "./access.js";
 import { CLOCK_PATH, probeParentClock } from "./clock.js";
+import { checkStates, postStates, STATES_PATH } from "./uplink.js";
 import type { MetricsConfig } from "./config.js";
 import { renderStatusPage } from "./status.js";
 import { TreeStore } from "./tree.js";
@@ -18,8 +19,9 @@ const ROOT_ARRIVALS = 10_000;
 
 /**
  * `/metrics` (Prometheus text), `/status` (HTML) and the tree API on the HTTPS front; every gateway sends its
- * state upward as telemetry of its own identity (the reserved system route, see core/metrics/state.ts), and
- * the root keeps every layer's newest state for `strata tree`, `strata trace` and `strata tree --check`.
+ * state (and the newest of its subtree's) to its parent's front each report interval, signed with its own
+ * identity (uplink.ts), and the root keeps every layer's newest state for `strata tree`, `strata trace` and
+ * `strata check --tree`.
  */
 @injectable()
 export class MetricsPlugin implements Plugin {
@@ -39,6 +41,8 @@ export class MetricsPlugin implements Plugin {
   /** Root only: Strata id → when it arrived, the newest ROOT_ARRIVALS. */
   private readonly arrivals = new Map<string, number>();
   private reporting: Promise<void> | undefined;
+  /** A middle hop: the newest state of each gateway below it not yet sent up. */
+  private readonly relay = new Map<string, GatewayState>();
 
   constructor(
     @inject(TOKENS.Hub) private readonly hub: Hub,
@@ -118,16 +122,24 @@ export class MetricsPlugin implements Plugin {
     const core = this.metrics.core()!;
     this.previous = { at: state.at, acked: core.store.acked };
     if (this.isRoot) return; // the root's row is built when asked
-    const self = this.config.device_id;
-    const ttlMs = Math.max(60_000, 3 * this.settings.report_interval_secs * 1000);
-    const message: Message = {
-      id: this.store.nextId(), origin: self, source: self, enqueuedTime: state.at, deadline: state.at + ttlMs, priority: 0,
-      body: Buffer.from(JSON.stringify(state)),
-      properties: { [STATE_PROPERTY]: STATE_KIND },
-      systemProperties: { contentType: STATE_CONTENT_TYPE, contentEncoding: "utf-8", connectionDeviceId: self },
-    };
-    // The reserved system route: straight onto $upstream, whatever [routes] say.
-    await this.store.enqueue(message, [UPSTREAM]);
+    // Its own state and the newest of each gateway below that reported since (see uplink.ts for why not
+    // the telemetry queue); what fails to go stays for the next report, newest only.
+    const relayed = [...this.relay.values()];
+    await postStates(this.config, [state, ...relayed]);
+    for (const s of relayed) if (this.relay.get(s.device) === s) this.relay.delete(s.device);
+  }
+
+  /** A child's POST of its subtree's states: kept (the root) or relayed with the next report (a middle hop). */
+  private async takeStates(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    if (!this.running) return reply.code(503).send({ message: "metrics plugin is stopped" });
+    const verdict = checkStates(this.identities, (req.query as { device?: string }).device, req.headers.authorization, req.body);
+    if (!verdict.ok) return reply.code(verdict.status).send({ message: verdict.reason });
+    const now = Date.now();
+    for (const state of verdict.states) {
+      if (this.tree) await this.tree.accept(state, now);
+      else if ((this.relay.get(state.device)?.at ?? -1) < state.at) this.relay.set(state.device, state);
+    }
+    return reply.code(204).send();
   }
 
   private async runCheck(): Promise<void> {
@@ -144,8 +156,8 @@ export class MetricsPlugin implements Plugin {
   }
 
   /**
-   * Every message forwarded from a child passes here: trace watermarks are bumped, and gateway states take
-   * the reserved route (up at a middle hop, into the tree store at the root).
+   * Every message forwarded from a child passes here: trace watermarks are bumped, and a gateway state that
+   * still comes as telemetry on the reserved route (a child of an earlier version) is taken like a POSTed one.
    */
   private interceptForward(): void {
     if (this.restoreForward) return;
@@ -159,15 +171,13 @@ export class MetricsPlugin implements Plugin {
   }
 
   private async takeState(principal: Principal, message: Message): Promise<IngestResult> {
-    if (!this.tree) {
-      const { duplicate } = await this.store.enqueue(message, [UPSTREAM]);
-      return { id: message.id, duplicate, endpoints: [UPSTREAM] };
-    }
     const state = parseGatewayState(message.body);
     if (!state || state.device !== principal.id) {
       this.log.warn({ source: principal.id, messageId: message.id }, "malformed gateway state dropped");
-    } else {
+    } else if (this.tree) {
       await this.tree.accept(state, Date.now());
+    } else if ((this.relay.get(state.device)?.at ?? -1) < state.at) {
+      this.relay.set(state.device, state);
     }
     return { id: message.id, duplicate: false, endpoints: [] };
   }
@@ -190,6 +200,8 @@ export class MetricsPlugin implements Plugin {
     // Children measure their clock against this one (clock.ts); no credentials: a clock is no secret.
     this.front.route({ method: "GET", url: CLOCK_PATH, handler: (_req, reply) =>
       this.running ? reply.header("cache-control", "no-store").send({ now: Date.now() }) : reply.code(503).send({ message: "metrics plugin is stopped" }) });
+    // Children's states (uplink.ts): authenticated by the child's own SAS token, not by `access`.
+    this.front.route({ method: "POST", url: STATES_PATH, handler: (req, reply) => this.takeStates(req, reply) });
     this.front.route({ method: "GET", url: "/metrics", handler: (req, reply) => this.guarded(req, reply, async () => {
       const text = await this.metrics.text();
       return reply.header("content-type", this.metrics.contentType).send(text);
