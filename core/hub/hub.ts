@@ -202,8 +202,9 @@ export class CoreHub implements Hub {
     }
     const drain = new Drain({
       queue: this.opts.store.queue(endpoint),
-      deliver: (leases, signal) => consumer.deliver(leases, signal),
+      deliver: (leases, signal, ctx) => consumer.deliver(leases, signal, ctx),
       batchSize: consumer.batchSize ?? 100,
+      pipeline: consumer.pipeline ?? 1,
       logger: this.opts.logger,
     });
     this.consumers.set(endpoint, drain);

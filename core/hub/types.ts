@@ -1,6 +1,9 @@
 import type { Principal } from "../identity/types.js";
 import type { IdentityId, InboundMessage, Message } from "../message.js";
 import type { Lease } from "../store/types.js";
+import type { DeliverContext } from "./drain.js";
+
+export type { DeliverContext };
 
 /** Twin properties as IoT Hub shows them: a JSON object with `$version`. */
 export type TwinProperties = Record<string, unknown> & { $version: number };
@@ -66,10 +69,15 @@ export type DeliveryOutcome = "delivered" | "retry" | { deadLetter: string };
  * only delivers.
  */
 export interface EndpointConsumer {
-  /** Deliver a batch in order; return one outcome per lease, in order. */
-  deliver(leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]>;
+  /**
+   * Deliver a batch in order; return one outcome per lease, in order. With `pipeline` > 1 see
+   * `DeliverContext.pipelined` for the one rule that keeps per-source order.
+   */
+  deliver(leases: readonly Lease[], signal: AbortSignal, ctx?: DeliverContext): Promise<DeliveryOutcome[]>;
   /** Most messages to hand over at once (default 100). */
   readonly batchSize?: number;
+  /** Batches handed over before the oldest is settled (default 1: one round trip per batch). */
+  readonly pipeline?: number;
 }
 
 export interface IngestResult {

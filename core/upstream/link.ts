@@ -2,7 +2,7 @@
 // gateway, carrying a sender link per identity in scope, and the consumer that drains `$upstream` over it.
 import type { Connection, Container } from "rhea";
 import { StrataError } from "../errors.js";
-import type { DeliveryOutcome, EndpointConsumer } from "../hub/types.js";
+import type { DeliverContext, DeliveryOutcome, EndpointConsumer } from "../hub/types.js";
 import { signSas } from "../identity/sas.js";
 import type { Identities } from "../identity/types.js";
 import type { Logger } from "../log.js";
@@ -41,8 +41,10 @@ export interface UpstreamLinkOptions {
   backoffMs?: { min: number; max: number };
   /** A sender link unused this long is closed. Default 60 s. */
   idleLinkMs?: number;
-  /** Messages per drained batch (pipelined over the identities' links). Default 200. */
+  /** Messages per drained batch (spread over the identities' links). Default 500. */
   batchSize?: number;
+  /** Batches in flight before the oldest is settled (see Drain). Default 1 (see the constructor). */
+  pipeline?: number;
   /** AMQP idle timeout advertised to the parent. Default 20 s. */
   idleTimeoutMs?: number;
   now?: () => number;
@@ -58,6 +60,8 @@ interface Live {
   closed: Promise<void>;
   markClosed: () => void;
   renewTimer?: NodeJS.Timeout;
+  /** Set by `drop`: nothing more goes out on it, even before the connect loop has noticed. */
+  dead?: boolean;
 }
 
 /**
@@ -68,7 +72,15 @@ interface Live {
  */
 export class UpstreamLink implements Upstream, EndpointConsumer {
   readonly batchSize: number;
+  readonly pipeline: number;
   private target: DialTarget;
+  /** The connection the latest batch went out on (a pipelined batch must use the same one). */
+  private lastBatchOn: Live | undefined;
+  /**
+   * Some message came back not accepted (or its link closed): batches already behind it must not go out
+   * before the drain has put it back in the queue — until the next unpipelined batch, nothing pipelined is sent.
+   */
+  private barrier = false;
   private readonly now: () => number;
   private readonly stopController = new AbortController();
   private readonly listeners = new Set<(s: UpstreamState) => void>();
@@ -81,6 +93,11 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
 
   constructor(private readonly opts: UpstreamLinkOptions) {
     this.batchSize = opts.batchSize ?? 500;
+    // One batch at a time by default. Pipelining hides the round trip and keeps order (see Drain and the
+    // barrier below), but the parent grants credit per identity link, so with several batches out a child's
+    // one busy leaf competes with a sibling's six as seven equal links: the per-child share of the parent's
+    // link is lost (test/hierarchy/fairness). It needs per-child credit at the parent first.
+    this.pipeline = opts.pipeline ?? 1;
     this.now = opts.now ?? Date.now;
     this.target = {
       hostname: opts.parent.hostname,
@@ -300,6 +317,8 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
 
   /** Tears a connection down: pending sends end as lost (→ retry), links are forgotten. */
   private drop(live: Live, reason: string): void {
+    live.dead = true;
+    this.barrier = true;
     clearTimeout(live.renewTimer);
     live.cbs.close();
     for (const sender of live.senders.values()) sender.fail({ kind: "lost", reason });
@@ -329,15 +348,26 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
    * Sends a batch: per identity in order on that identity's link, identities side by side. Waits (does not
    * fail) while the parent is unreachable, so the drain does not spin through retries.
    */
-  async deliver(leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
+  async deliver(leases: readonly Lease[], signal: AbortSignal, ctx?: DeliverContext): Promise<DeliveryOutcome[]> {
     const outcomes: DeliveryOutcome[] = leases.map(() => "retry");
-    try {
-      await this.whenConnected(signal);
-    } catch {
-      return outcomes; // stopping
+    if (ctx?.pipelined) {
+      // Behind an unsettled batch: only on the same connection and while nothing failed, or this batch could
+      // overtake the earlier one's retries.
+      if (this.barrier || !this.live || this.live.dead || this.live !== this.lastBatchOn) {
+        this.barrier = true; // and every batch behind this one, until the drain has put them all back
+        return outcomes;
+      }
+    } else {
+      try {
+        await this.whenConnected(signal);
+      } catch {
+        return outcomes; // stopping
+      }
+      this.barrier = false;
     }
     const live = this.live;
-    if (!live) return outcomes;
+    if (!live || live.dead) return outcomes;
+    this.lastBatchOn = live;
     const bySource = new Map<IdentityId, number[]>();
     for (let i = 0; i < leases.length; i++) {
       const source = leases[i]!.message.source;
@@ -351,7 +381,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     });
     await Promise.all([...bySource].map(async ([source, indexes]) => {
       const settlements = await Promise.race([
-        this.sendAll(live, source, indexes.map((i) => leases[i]!)),
+        this.sendAll(live, source, indexes.map((i) => leases[i]!), ctx?.pipelined ?? false),
         aborted.then(() => undefined),
       ]);
       if (!settlements) return;
@@ -363,7 +393,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
   }
 
   /** The same identity's messages, in order, on its one link. */
-  private async sendAll(live: Live, source: IdentityId, leases: readonly Lease[]): Promise<Settlement[]> {
+  private async sendAll(live: Live, source: IdentityId, leases: readonly Lease[], pipelined: boolean): Promise<Settlement[]> {
     const chain = this.opts.identities.authChain(source);
     if (!chain) {
       // No longer in this gateway's scope (removed here after it was queued): refused as the parent would.
@@ -378,15 +408,21 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
         const reason = sender.closeReason ?? { kind: "lost" as const, reason: "link refused" };
         return leases.map(() => reason);
       }
+      if (pipelined && (this.barrier || live.dead)) return leases.map(() => ({ kind: "lost", reason: "an earlier batch is being retried" }));
     }
     const now = this.now();
-    return Promise.all(leases.map((l) => sender.send(toAmqpMessage(l.message, now), now)));
+    return Promise.all(leases.map((l) => sender.send(toAmqpMessage(l.message, now), now).then((s) => {
+      if (s.kind !== "accepted") this.barrier = true;
+      return s;
+    })));
   }
 
   private senderFor(live: Live, source: IdentityId, chain: readonly string[]): IdentitySender {
     const existing = live.senders.get(source);
     if (existing && !existing.isClosed) return existing;
     const sender = new IdentitySender(live.connection, source, chain, this.now());
+    // Synchronously, as the link closes: a batch sent after this on a fresh link could overtake its retries.
+    sender.onClose(() => (this.barrier = true));
     live.senders.set(source, sender);
     this.opts.logger.debug({ identity: source, chain }, "upstream link opened");
     return sender;

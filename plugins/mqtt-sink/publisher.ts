@@ -55,6 +55,12 @@ const NO_LIMITS: ServerLimits = { receiveMaximum: 65535, maximumPacketSize: Infi
  */
 export class BrokerPublisher {
   private client: MqttClient | undefined;
+  /** The connection the latest batch went out on (a pipelined batch must use the same one). */
+  private lastBatchClient: MqttClient | undefined;
+  /** Publishes awaiting acknowledgement, over every batch in flight (the broker's receive maximum bounds them all). */
+  private readonly window = new Set<Promise<void>>();
+  /** Resolves when the latest batch has issued all of its publishes. */
+  private issuing: Promise<void> = Promise.resolve();
   private limits: ServerLimits = NO_LIMITS;
   private connecting: Promise<MqttClient> | undefined;
   /** Gives up the connection attempt in progress (stop must not wait out a connect timeout). */
@@ -65,17 +71,42 @@ export class BrokerPublisher {
 
   constructor(private readonly opts: PublisherOptions) {}
 
-  /** Publishes in order, at most `maxInFlight` awaiting acknowledgement; one outcome per publication. */
-  async publishAll(items: readonly Publication[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
+  /**
+   * Publishes in order, at most `maxInFlight` awaiting acknowledgement across every batch in flight; one
+   * outcome per publication. Batches may overlap (the hub's drain pipelines them): a batch starts issuing
+   * only once the one before it has issued all of its publishes, so the broker sees them in queue order.
+   * `pipelined` (an earlier batch is unsettled): only on that batch's connection, else all "retry".
+   */
+  async publishAll(items: readonly Publication[], signal: AbortSignal, pipelined = false): Promise<DeliveryOutcome[]> {
     const outcomes: DeliveryOutcome[] = items.map(() => "retry");
     if (items.length === 0 || signal.aborted) return outcomes;
-    let client: MqttClient;
+    const previous = this.issuing;
+    let issued!: () => void;
+    this.issuing = new Promise<void>((resolve) => (issued = resolve));
     try {
-      client = await this.connection(signal);
-    } catch (err) {
-      if (!signal.aborted) this.unreachable(err);
-      return outcomes;
+      await previous;
+      let client: MqttClient;
+      if (pipelined) {
+        if (!this.client?.connected || this.client !== this.lastBatchClient) return outcomes;
+        client = this.client;
+      } else {
+        try {
+          client = await this.connection(signal);
+        } catch (err) {
+          if (!signal.aborted) this.unreachable(err);
+          return outcomes;
+        }
+      }
+      this.lastBatchClient = client;
+      return await this.publishOn(client, items, outcomes, signal, issued);
+    } finally {
+      issued();
     }
+  }
+
+  private async publishOn(
+    client: MqttClient, items: readonly Publication[], outcomes: DeliveryOutcome[], signal: AbortSignal, issued: () => void,
+  ): Promise<DeliveryOutcome[]> {
     // Every publish awaiting its acknowledgement, by its settle function: a lost connection or a stop
     // settles them all as "retry" at once.
     const awaiting = new Set<(outcome: DeliveryOutcome) => void>();
@@ -91,7 +122,7 @@ export class BrokerPublisher {
       this.drop(client);
     }, this.opts.ackTimeoutMs);
     const progress = () => watchdog.refresh();
-    const window = new Set<Promise<void>>();
+    const mine: Promise<void>[] = [];
     const maxInFlight = Math.min(this.opts.maxInFlight, this.limits.receiveMaximum);
     let broken = false;
     try {
@@ -102,15 +133,18 @@ export class BrokerPublisher {
           outcomes[index] = { deadLetter: tooLarge };
           continue;
         }
+        while (this.window.size >= maxInFlight) await Promise.race(this.window);
+        if (broken || signal.aborted) break;
         const p = this.publishOne(client, items[index]!, awaiting, progress).then((outcome) => {
           outcomes[index] = outcome;
           if (outcome === "retry") broken = true;
         });
-        window.add(p);
-        void p.finally(() => window.delete(p));
-        if (window.size >= maxInFlight) await Promise.race(window);
+        this.window.add(p);
+        void p.finally(() => this.window.delete(p));
+        mine.push(p);
       }
-      await Promise.all(window);
+      issued();
+      await Promise.all(mine);
     } finally {
       clearTimeout(watchdog);
       signal.removeEventListener("abort", retryAll);

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import {
   inject, injectable, PluginError, readSecret, sinkQueue, TOKENS,
-  type DeliveryOutcome, type EndpointConsumer, type Hub, type Lease, type Logger, type Plugin, type StrataConfig,
+  type DeliverContext, type DeliveryOutcome, type EndpointConsumer, type Hub, type Lease, type Logger, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import type { MqttSinkConfig } from "./config.js";
 import { toOutgoing } from "./payload.js";
@@ -25,6 +25,8 @@ export interface MqttSinkStats {
 @injectable()
 export class MqttSinkPlugin implements Plugin, EndpointConsumer {
   readonly batchSize: number;
+  /** A second batch is published while the first one's acknowledgements come back (one shared window). */
+  readonly pipeline = 2;
   private publisher: BrokerPublisher | undefined;
   private unconsume: (() => void) | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -83,20 +85,21 @@ export class MqttSinkPlugin implements Plugin, EndpointConsumer {
     return { ...this.counters };
   }
 
-  deliver(leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
-    const p = this.publish(leases, signal);
+  deliver(leases: readonly Lease[], signal: AbortSignal, ctx?: DeliverContext): Promise<DeliveryOutcome[]> {
+    const p = this.publish(leases, signal, ctx?.pipelined ?? false);
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
     return p;
   }
 
-  private async publish(leases: readonly Lease[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
+  private async publish(leases: readonly Lease[], signal: AbortSignal, pipelined: boolean): Promise<DeliveryOutcome[]> {
     const publisher = this.publisher;
     if (!publisher) return leases.map(() => "retry");
     const { format, protocol_version } = this.settings;
     const outcomes = await publisher.publishAll(
       leases.map((l) => ({ topic: this.topicFor(l.message), outgoing: toOutgoing(l.message, format, protocol_version) })),
       signal,
+      pipelined,
     );
     for (const o of outcomes) {
       if (o === "delivered") this.counters.delivered++;

@@ -292,7 +292,9 @@ export async function buildTree(spec: TreeSpec): Promise<Tree> {
       });
     },
     async cleanup() {
-      for (const g of gateways.values()) await g.kill();
+      // Profiling (NODE_OPTIONS=--cpu-prof) needs a clean exit for the profile to be written.
+      const graceful = (process.env.NODE_OPTIONS ?? "").includes("--cpu-prof");
+      for (const g of [...gateways.values()].reverse()) await (graceful ? g.stop() : g.kill());
       rmSync(dir, { recursive: true, force: true });
     },
   };
