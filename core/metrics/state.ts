@@ -5,9 +5,11 @@ import type { DropCause, StoreStats } from "../store/types.js";
 import type { UpstreamState, UpstreamStatus } from "../upstream/types.js";
 
 /**
- * The reserved system route for gateway state. A gateway sends its state as telemetry of its own identity
- * with this application property; every hop puts such a message on `$upstream` whatever `[routes]` say, and
- * the root keeps it in its tree store instead of handing it to the northbound sinks (plugins/metrics).
+ * The reserved system route for gateway state as telemetry of a gateway's own identity, with this
+ * application property: a hop that receives such a message takes it out of the telemetry path (it never
+ * reaches `[routes]` or the root's sinks). States now travel to the parent's front out of the queue (a parent
+ * at its quota holds its child's telemetry, and a state queued behind it would be stuck); a state that still
+ * comes as telemetry is taken the same way.
  */
 export const STATE_PROPERTY = "strata-kind";
 export const STATE_KIND = "gateway-state";
@@ -42,7 +44,7 @@ export interface CheckResult {
 }
 
 /**
- * The compact state message (body, JSON) a gateway sends upward every `report_interval_secs`. Version 1.
+ * The compact state (JSON) a gateway sends upward every `report_interval_secs`, its subtree's with it. Version 1.
  * A few hundred bytes plus the check lines; the root keeps the newest per gateway.
  */
 export interface GatewayState {

@@ -10,6 +10,7 @@ export { TreeStore, type TraceHop, type TraceView, type TreeNode, type TreeView 
 export { renderTrace, renderTree, renderTreeCheck } from "./render.js";
 export { renderStatusPage } from "./status.js";
 export { CLOCK_PATH, clockVerdict, formatOffset, probeParentClock } from "./clock.js";
+export { checkStates, postStates, STATES_PATH, type StatesVerdict } from "./uplink.js";
 export { askRoot, traceCommand, treeCommand } from "./commands.js";
 
 /** `[plugins.metrics]`: Prometheus metrics, the status page, and every layer's state at the root. */
