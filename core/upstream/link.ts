@@ -43,7 +43,7 @@ export interface UpstreamLinkOptions {
   idleLinkMs?: number;
   /** Messages per drained batch (spread over the identities' links). Default 500. */
   batchSize?: number;
-  /** Batches in flight before the oldest is settled (see Drain). Default 1 (see the constructor). */
+  /** Batches in flight before the oldest is settled (see Drain). Default 2 (see the constructor). */
   pipeline?: number;
   /** AMQP idle timeout advertised to the parent. Default 20 s. */
   idleTimeoutMs?: number;
@@ -93,11 +93,12 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
 
   constructor(private readonly opts: UpstreamLinkOptions) {
     this.batchSize = opts.batchSize ?? 500;
-    // One batch at a time by default. Pipelining hides the round trip and keeps order (see Drain and the
-    // barrier below), but the parent grants credit per identity link, so with several batches out a child's
-    // one busy leaf competes with a sibling's six as seven equal links: the per-child share of the parent's
-    // link is lost (test/hierarchy/fairness). It needs per-child credit at the parent first.
-    this.pipeline = opts.pipeline ?? 1;
+    // A second batch out hides the round trip (send, the parent's durable write, settle) that otherwise idles
+    // both ends between batches; order holds (see Drain and the barrier below). The parent must grant a
+    // gateway's links credit for all of it (plugins.amqp.gateway_link_credit): on per-link credit alone, a
+    // sibling child's six busy leaves would outrun this child's one as seven equal links and the per-child
+    // share would be lost (test/hierarchy/fairness).
+    this.pipeline = opts.pipeline ?? 2;
     this.now = opts.now ?? Date.now;
     this.target = {
       hostname: opts.parent.hostname,

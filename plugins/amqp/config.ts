@@ -13,6 +13,12 @@ export const amqpConfigSchema = z.strictObject({
   websocket: z.boolean().default(true),
   /** Credit each receiving link starts with; one more is granted per message once the store has it. */
   link_credit: z.int().min(1).max(10_000).default(100),
+  /**
+   * Credit of a child gateway's telemetry links (messages it forwards for its identities). A child sends only
+   * what its drain leased, so this does not let it push more; it lets the child's pipelined batches arrive in
+   * the order the child leased them — one busy leaf must not outrun a sibling child's share on credit alone.
+   */
+  gateway_link_credit: z.int().min(1).max(100_000).default(2000),
   /** Back-off bounds while the store is at its quota and a message waits to become durable (no credit meanwhile). */
   quota_retry_min_ms: z.int().min(1).default(100),
   quota_retry_max_ms: z.int().min(1).default(5_000),

@@ -440,7 +440,8 @@ export class AmqpHead {
           return;
       }
     });
-    receiver.add_credit(this.opts.config.link_credit);
+    const forwarding = address.kind === "events" && this.mayForward(dl.principal);
+    receiver.add_credit(forwarding ? this.opts.config.gateway_link_credit : this.opts.config.link_credit);
   }
 
   private releaseIfEmpty(state: ConnState, dl: AmqpDeviceLink): void {
