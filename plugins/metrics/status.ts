@@ -1,3 +1,4 @@
+import { formatOffset } from "./clock.js";
 import { ago } from "./render.js";
 import type { TreeView } from "./tree.js";
 
@@ -18,6 +19,7 @@ export function renderStatusPage(view: TreeView): string {
       `<td class="link">${esc(link)}</td><td class="children">${n.children}</td>` +
       `<td class="queue">${s ? s.upstream.depth : "-"}</td><td class="oldest">${s ? ago(s.upstream.oldestAgeMs) : "-"}</td>` +
       `<td class="drain">${s ? `${s.drainPerSec}/s` : "-"}</td><td class="seen">${seen}</td>` +
+      `<td class="clock">${s?.clock ? formatOffset(s.clock.offsetMs) : "-"}</td>` +
       `<td class="checks">${failing.length ? `<span class="fail">${esc(failing.join("; "))}</span>` : s?.checks ? "ok" : "-"}</td></tr>`;
   }).join("\n");
   return `<!doctype html>
@@ -33,7 +35,7 @@ th{background:#f3f3f3}
 </style></head>
 <body><h1>Strata tree at ${esc(view.root)}</h1>
 <p id="generated">generated ${esc(new Date(view.now).toISOString())}, ${view.nodes.length} gateway(s)</p>
-<table id="tree"><thead><tr><th>gateway</th><th>link</th><th>children</th><th>queue</th><th>oldest</th><th>drain</th><th>last seen</th><th>checks</th></tr></thead>
+<table id="tree"><thead><tr><th>gateway</th><th>link</th><th>children</th><th>queue</th><th>oldest</th><th>drain</th><th>last seen</th><th title="clock offset to the parent (positive: ahead)">clock</th><th>checks</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table></body></html>

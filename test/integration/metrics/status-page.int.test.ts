@@ -27,7 +27,8 @@ test("the status page shows the tree with each gateway's link in headless chromi
   });
   await eventually("the child reported", async () => {
     const v = JSON.parse((await get(root, "/$strata/metrics/tree", ownerToken(root))).body) as { nodes: { device: string; state?: { link?: { status: string } } }[] };
-    return v.nodes.find((n) => n.device === "gw-child")?.state?.link?.status === "connected" ? true : undefined;
+    const child = v.nodes.find((n) => n.device === "gw-child") as { state?: { link?: { status: string }; clock?: unknown } } | undefined;
+    return child?.state?.link?.status === "connected" && child.state.clock ? true : undefined;
   });
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
@@ -41,11 +42,13 @@ test("the status page shows the tree with each gateway's link in headless chromi
   const rows = await page.$$eval("#tree tbody tr", (trs) => trs.map((tr) => ({
     device: tr.getAttribute("data-device"), depth: tr.getAttribute("data-depth"),
     link: tr.querySelector(".link")?.textContent, children: tr.querySelector(".children")?.textContent,
+    clock: tr.querySelector(".clock")?.textContent,
   })));
   assert.deepEqual(rows, [
-    { device: "root", depth: "0", link: "root", children: "1" },
-    { device: "gw-child", depth: "1", link: "connected", children: "0" },
+    { device: "root", depth: "0", link: "root", children: "1", clock: "-" },
+    { device: "gw-child", depth: "1", link: "connected", children: "0", clock: rows[1]?.clock },
   ]);
+  assert.match(rows[1]!.clock!, /^[+-]\d+ ms$/, "the child's clock offset to the root, in ms");
   // The child is indented under the root.
   const [rootPad, childPad] = await page.$$eval("#tree td.name", (tds) => tds.map((td) => parseFloat((td.getAttribute("style") ?? "").replace(/^padding-left:/, ""))));
   assert.ok(childPad! > rootPad!, `child indented (${childPad} > ${rootPad})`);
