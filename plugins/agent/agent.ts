@@ -6,6 +6,7 @@ import {
   type Attachment, type DeviceLink, type Hub, type Identities, type Logger, type MethodRequest, type MethodResult, type Router, type RouteSpec,
 } from "../../core/index.js";
 import { AgentLink } from "./link.js";
+import type { RegistryCredential } from "./registry-auth.js";
 import { DEPLOYMENT_CODES, ManifestError, needsRestart, parseDeployment, type Deployment, type ModuleSpec } from "./manifest.js";
 import type { ModuleRuntime, StartContext } from "./runtime.js";
 import { ModuleSupervisor } from "./supervisor.js";
@@ -65,6 +66,13 @@ export class EdgeAgent {
   private lastStatus: { code: number; description: string } = { code: DEPLOYMENT_CODES.empty, description: "no deployment yet" };
   private lastDesiredVersion = 0;
   private deployment: Deployment | undefined;
+  /** The credentials of the deployment being applied (pulls happen while it is reconciled). */
+  private credentials: readonly RegistryCredential[] = [];
+
+  /** `registryCredentials` of the deployment being applied, for the container runtime's pulls. */
+  registryCredentials(): readonly RegistryCredential[] {
+    return this.credentials;
+  }
   private closed = false;
 
   constructor(private readonly opts: EdgeAgentOptions) {
@@ -152,6 +160,7 @@ export class EdgeAgent {
     if (hubTwin && Object.keys(hubTwin.properties.desired).some((k) => !k.startsWith("$"))) {
       this.opts.router.setRoutes(withTtl(deployment.routes, deployment.ttlSecs));
     }
+    this.credentials = deployment.registryCredentials;
     await this.reconcile(deployment.modules);
     this.deployment = deployment;
     this.lastStatus = { code: DEPLOYMENT_CODES.ok, description: "" };

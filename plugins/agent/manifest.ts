@@ -1,4 +1,5 @@
 import { RouteTable, type RouteSpec } from "../../core/index.js";
+import { credentialsFromRuntime, type RegistryCredential } from "./registry-auth.js";
 
 /** edgeAgent's deployment status codes (reported as `lastDesiredStatus.code`). */
 export const DEPLOYMENT_CODES = {
@@ -37,6 +38,8 @@ export interface Deployment {
   routes: RouteSpec[];
   /** `$edgeHub.storeAndForwardConfiguration.timeToLiveSecs`, when given. */
   ttlSecs: number | undefined;
+  /** `$edgeAgent` `runtime.settings.registryCredentials`: who container images are pulled as, per registry. */
+  registryCredentials: RegistryCredential[];
 }
 
 /** Why a manifest was refused: the code edgeAgent would report and a description naming the field. */
@@ -105,7 +108,7 @@ export function parseDeployment(agentDesired: Obj, hubDesired: Obj | undefined):
     }
   }
   const version = typeof agentDesired["$version"] === "number" ? agentDesired["$version"] : 0;
-  return { version, schemaVersion, modules, routes, ttlSecs };
+  return { version, schemaVersion, modules, routes, ttlSecs, registryCredentials: credentialsFromRuntime(agentDesired["runtime"]) };
 }
 
 function parseRoutes(input: unknown): RouteSpec[] {

@@ -9,6 +9,7 @@ import type { AgentConfig } from "./config.js";
 import { ContainerRuntime } from "./container-runtime.js";
 import { ProcessRuntime } from "./process-runtime.js";
 import type { ModuleRuntime } from "./runtime.js";
+import { registryAuthFor } from "./registry-auth.js";
 
 export const PLUGIN_NAME = "agent";
 
@@ -43,6 +44,7 @@ export class AgentPlugin implements Plugin {
       this.runtimes.push(new ContainerRuntime({
         socket: s.container.socket, apiVersion: s.container.api_version, pullThrough: s.container.pull_through,
         logLines: s.log_lines,
+        registryAuth: registryAuthFor(this.config, s.container.pull_through, () => this.agent?.registryCredentials() ?? []),
       }));
     }
     const caFile = this.config.tls.ca_file;
