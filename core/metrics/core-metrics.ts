@@ -39,7 +39,7 @@ export function registerCoreMetrics(metrics: Metrics, src: CoreMetricSources): v
   metrics.counterFn("strata_hub_messages_total", "Messages the hub took, by how: ingested (from a device here), forwarded (from a child), duplicate, unrouted",
     ["kind"], () => { const s = hub(); return [[{ kind: "ingested" }, s.ingested], [{ kind: "forwarded" }, s.forwarded], [{ kind: "duplicate" }, s.duplicates], [{ kind: "unrouted" }, s.unrouted]]; });
   metrics.gaugeFn("strata_hub_connected_identities", "Identities connected to this gateway (directly or on behalf of a child)", [], () => hub().connected);
-  metrics.gaugeFn("strata_head_connections", "Identities connected through each protocol head (upstream: mirrored from a child)", ["head"], () => {
+  metrics.gaugeFn("strata_head_connections", "Identities connected here, by the head that holds the link (mqtt, amqp, a translation or system plugin)", ["head"], () => {
     const perHead = new Map<string, number>();
     for (const id of src.hub.connectedIds?.() ?? []) {
       const head = src.hub.linkOf?.(id)?.head;
