@@ -104,6 +104,9 @@ export function toAmqpMessage(message: Message, sentAt?: number): AmqpMessage {
   return out;
 }
 
+/** System property name by its annotation (built once: this runs for every forwarded message). */
+const BY_ANNOTATION: ReadonlyMap<string, string> = new Map(Object.entries(ANNOTATED).map(([name, ann]) => [ann, name]));
+
 /**
  * The inverse of toAmqpMessage: the Strata message a parent rebuilds, or undefined when the AMQP message
  * carries no Strata id (it came from a device, not from a child gateway). Lives here so both sides of the
@@ -127,10 +130,9 @@ export function fromAmqpMessage(amqp: AmqpMessage, now: number = Date.now()): Me
     else if (k === ACK_PROPERTY) systemProperties.ack = String(v);
     else if (v !== undefined && v !== null) properties[k] = String(v);
   }
-  const byAnnotation = new Map(Object.entries(ANNOTATED).map(([name, ann]) => [ann, name]));
   for (const [k, v] of Object.entries(ann)) {
     if (v === undefined || v === null) continue;
-    const name = byAnnotation.get(k) ?? (k.startsWith(EXTRA_SYSTEM_PREFIX) ? k.slice(EXTRA_SYSTEM_PREFIX.length) : undefined);
+    const name = BY_ANNOTATION.get(k) ?? (k.startsWith(EXTRA_SYSTEM_PREFIX) ? k.slice(EXTRA_SYSTEM_PREFIX.length) : undefined);
     if (name) systemProperties[name] = String(v);
   }
   return {

@@ -494,17 +494,18 @@ export class AmqpHead {
       return;
     }
     let forwarded: Message | undefined;
-    let inbound: InboundMessage;
+    let inbound: InboundMessage | undefined;
     try {
       forwarded = this.mayForward(dl.principal) ? strataMessageFromAmqp(msg, dl.principal.id) : undefined;
-      inbound = inboundFromAmqp(msg);
+      // A forwarded message carries its Strata id and is kept as is: no device-message view is needed.
+      if (!forwarded) inbound = inboundFromAmqp(msg);
     } catch (err) {
       delivery.reject({ condition: "amqp:decode-error", description: (err as Error).message });
       receiver.add_credit(1);
       return;
     }
     try {
-      await this.durably(dl, () => (forwarded ? this.opts.hub.forward(dl.principal, forwarded) : this.opts.hub.ingest(dl.principal, inbound)));
+      await this.durably(dl, () => (forwarded ? this.opts.hub.forward(dl.principal, forwarded) : this.opts.hub.ingest(dl.principal, inbound!)));
       if (!receiver.is_open()) return; // gone meanwhile: the client sends it again
       delivery.accept();
     } catch (err) {
