@@ -25,6 +25,13 @@ export interface Publication {
   outgoing: Outgoing;
 }
 
+/** Publications read one at a time (an array will do): the sink builds each one only when it goes out. */
+export interface Publications {
+  readonly length: number;
+  at(index: number): Publication | undefined;
+}
+
+
 /**
  * MQTT 5 reason codes in a PUBACK/PUBREC that no retry can change for this message: it goes to the
  * dead-letter area with the reason. Every other failure (not authorised, quota, a lost connection) is
@@ -77,8 +84,8 @@ export class BrokerPublisher {
    * only once the one before it has issued all of its publishes, so the broker sees them in queue order.
    * `pipelined` (an earlier batch is unsettled): only on that batch's connection, else all "retry".
    */
-  async publishAll(items: readonly Publication[], signal: AbortSignal, pipelined = false): Promise<DeliveryOutcome[]> {
-    const outcomes: DeliveryOutcome[] = items.map(() => "retry");
+  async publishAll(items: Publications, signal: AbortSignal, pipelined = false): Promise<DeliveryOutcome[]> {
+    const outcomes: DeliveryOutcome[] = new Array<DeliveryOutcome>(items.length).fill("retry");
     if (items.length === 0 || signal.aborted) return outcomes;
     const previous = this.issuing;
     let issued!: () => void;
@@ -105,7 +112,7 @@ export class BrokerPublisher {
   }
 
   private async publishOn(
-    client: MqttClient, items: readonly Publication[], outcomes: DeliveryOutcome[], signal: AbortSignal, issued: () => void,
+    client: MqttClient, items: Publications, outcomes: DeliveryOutcome[], signal: AbortSignal, issued: () => void,
   ): Promise<DeliveryOutcome[]> {
     // Every publish awaiting its acknowledgement, by its settle function: a lost connection or a stop
     // settles them all as "retry" at once.
@@ -128,14 +135,15 @@ export class BrokerPublisher {
     try {
       for (let i = 0; i < items.length && !broken && !signal.aborted; i++) {
         const index = i;
-        const tooLarge = this.oversize(items[index]!);
+        const item = items.at(index)!;
+        const tooLarge = this.oversize(item);
         if (tooLarge) {
           outcomes[index] = { deadLetter: tooLarge };
           continue;
         }
         while (this.window.size >= maxInFlight) await Promise.race(this.window);
         if (broken || signal.aborted) break;
-        const p = this.publishOne(client, items[index]!, awaiting, progress).then((outcome) => {
+        const p = this.publishOne(client, item, awaiting, progress).then((outcome) => {
           outcomes[index] = outcome;
           if (outcome === "retry") broken = true;
         });

@@ -97,7 +97,7 @@ export class MqttSinkPlugin implements Plugin, EndpointConsumer {
     if (!publisher) return leases.map(() => "retry");
     const { format, protocol_version } = this.settings;
     const outcomes = await publisher.publishAll(
-      leases.map((l) => ({ topic: this.topicFor(l.message), outgoing: toOutgoing(l.message, format, protocol_version) })),
+      { length: leases.length, at: (i) => ({ topic: this.topicFor(leases[i]!.message), outgoing: toOutgoing(leases[i]!.message, format, protocol_version) }) },
       signal,
       pipelined,
     );
