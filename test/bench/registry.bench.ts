@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import httpsFront from "../../plugins/https-front/index.js";
@@ -14,7 +14,8 @@ import { PULL_PASSWORD, PULL_USER, secretFile, startCacheGateway } from "../inte
  * throughput through Strata's root cache and through Distribution 2.8 in proxy mode; upstream bytes per cold
  * pull at concurrency 1 and C; CPU-seconds per GiB per front on a 5-front path (this process runs all five
  * gateways). Pulls are parallel blob GETs over node:https (skopeo tops out far below either cache). Warm is the
- * median of R single pulls, Strata's and Distribution's taken in turn so both see the same machine load.
+ * median of R single pulls, Strata's and Distribution's taken in turn so both see the same machine load, with
+ * the servers' CPU for them (robust to a noisy machine where throughput is not).
  */
 export async function run(args: string[]): Promise<void> {
   const opt = (name: string, def: number): number => {
@@ -57,11 +58,26 @@ export async function run(args: string[]): Promise<void> {
       const gets = upstream.requests().slice(mark).filter((r) => r.method === "GET" && r.path.includes("/blobs/")).length;
       return { mibs: (imageBytes(img) / 2 ** 20) * pulls / secs, up: upstreamBytes(mark, img) / imageBytes(img), gets };
     };
+    // Server CPU of the warm pulls. Distribution: its process. Strata: this process less the client's worker
+    // thread, less what this process spends around a pull of Distribution's (worker start and stop, idle gateway).
+    const warmCpu = { strata: 0, distribution: 0, aroundDistribution: 0, bytes: 0 };
     const warmOnce = async (target: { port: number; auth: string | undefined }, name: string): Promise<number> => {
       const img = images[name]!;
+      const side = target === strata ? "strata" : "distribution";
+      const own0 = cpuMs(process.cpuUsage());
+      const dist0 = processCpuMs(proxy.pid);
       const t0 = performance.now();
-      await pull(target.port, ca, `bench/${name}`, img, target.auth);
-      return imageBytes(img) / 2 ** 20 / ((performance.now() - t0) / 1000);
+      const clientCpu = await pull(target.port, ca, `bench/${name}`, img, target.auth);
+      const secs = (performance.now() - t0) / 1000;
+      const own = cpuMs(process.cpuUsage()) - own0 - clientCpu;
+      if (side === "strata") {
+        warmCpu.strata += own;
+        warmCpu.bytes += imageBytes(img);
+      } else {
+        warmCpu.distribution += processCpuMs(proxy.pid) - dist0;
+        warmCpu.aroundDistribution += own;
+      }
+      return imageBytes(img) / 2 ** 20 / secs;
     };
     for (const [s, d, pulls] of [["s1", "d1", 1], ["sn", "dn", concurrency]] as const) {
       const sc = await cold(strata, s, pulls);
@@ -77,6 +93,8 @@ export async function run(args: string[]): Promise<void> {
       results.push(row("strata root cache", sc, median(sw)), row("distribution 2.8 proxy", dc, median(dw)));
       results.push(`  warm (median of ${warmRounds}) strata/distribution = ${(median(sw) / median(dw)).toFixed(2)}x; strata ${sw.map((v) => v.toFixed(0)).join(" ")}; distribution ${dw.map((v) => v.toFixed(0)).join(" ")}`);
     }
+    const perGib = (ms: number): string => (ms / 1000 / (warmCpu.bytes / 2 ** 30)).toFixed(2);
+    results.push(`warm server CPU (all warm pulls above): strata ${perGib(warmCpu.strata - warmCpu.aroundDistribution)} s/GiB, distribution ${perGib(warmCpu.distribution)} s/GiB`);
     // 5-front path: root cache + 4 fronts below, warm pulls at the bottom; all in this process.
     let parent = root;
     for (let i = 2; i <= 5; i++) {
@@ -108,6 +126,16 @@ export async function run(args: string[]): Promise<void> {
   }
 }
 
+function cpuMs(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1000;
+}
+
+/** utime + stime of another process, from /proc (clock ticks of 10 ms). */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -117,11 +145,11 @@ function median(xs: readonly number[]): number {
  * Pulls an image as a client would, minus unpacking: manifest, then every blob in parallel. Runs in a worker
  * thread so the client's TLS work does not share the gateway's event loop (Distribution runs in its own process).
  */
-function pull(port: number, ca: string, repo: string, img: SyntheticImage, auth: string | undefined): Promise<void> {
+function pull(port: number, ca: string, repo: string, img: SyntheticImage, auth: string | undefined): Promise<number> {
   const paths = [img.config, ...img.layers].map((b) => `/v2/${repo}/blobs/${b.digest}`);
   const worker = new Worker(PULL_WORKER, { eval: true, workerData: { port, ca, auth, manifest: `/v2/${repo}/manifests/${img.manifest.digest}`, paths } });
   return new Promise((resolve, reject) => {
-    worker.once("message", (m: { error?: string }) => (m.error ? reject(new Error(m.error)) : resolve()));
+    worker.once("message", (m: { error?: string; cpuMs?: number }) => (m.error ? reject(new Error(m.error)) : resolve(m.cpuMs ?? 0)));
     worker.once("error", reject);
   });
 }
@@ -146,5 +174,5 @@ function get(path, accept) {
 }
 get(w.manifest, "application/vnd.oci.image.manifest.v1+json")
   .then(() => Promise.all(w.paths.map((p) => get(p))))
-  .then(() => { agent.destroy(); parentPort.postMessage({}); }, (e) => { agent.destroy(); parentPort.postMessage({ error: String(e && e.message) }); });
+  .then(() => { agent.destroy(); const u = process.threadCpuUsage(); parentPort.postMessage({ cpuMs: (u.user + u.system) / 1000 }); }, (e) => { agent.destroy(); parentPort.postMessage({ error: String(e && e.message) }); });
 `;

@@ -19,6 +19,8 @@ export interface DistributionOptions {
 
 export interface Distribution {
   readonly port: number;
+  /** The docker-registry process (the bench reads its CPU time). */
+  readonly pid: number;
   /** `http://127.0.0.1:PORT` or `https://…` */
   readonly url: string;
   /** `127.0.0.1:PORT` for skopeo's docker:// refs. */
@@ -87,6 +89,7 @@ export async function startDistribution(opts: DistributionOptions = {}): Promise
   };
   return {
     port,
+    pid: child.pid!,
     url: `${scheme}://127.0.0.1:${port}`,
     hostPort: `127.0.0.1:${port}`,
     dir,
