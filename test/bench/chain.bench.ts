@@ -112,6 +112,8 @@ async function runLoad(target: Target, o: Options, rate?: number): Promise<RunRe
     const p = target.publisher(i);
     return mqtt.connectAsync(p.url, { reconnectPeriod: 0, ...p.options });
   }));
+  // Once per device: a Strata publisher signs a SAS token, which must not be paid per message.
+  const topics = clients.map((_, i) => target.publisher(i).topic);
   const started = performance.now();
   const end = started + o.seconds * 1000;
   const perClientRate = rate ? rate / o.devices : 0;
@@ -123,7 +125,7 @@ async function runLoad(target: Target, o: Options, rate?: number): Promise<RunRe
     const seq = sent[i]!++;
     inflight[i]!++;
     pendingAcks++;
-    clients[i]!.publish(target.publisher(i).topic, payload(i, seq), { qos: 1 }, (err) => {
+    clients[i]!.publish(topics[i]!, payload(i, seq), { qos: 1 }, (err) => {
       inflight[i]!--;
       pendingAcks--;
       if (!err) {
@@ -306,6 +308,7 @@ async function strataDrain(o: Options): Promise<DrainResult> {
       return mqtt.connectAsync(p.url, { reconnectPeriod: 0, ...p.options });
     }));
     const acked = new Set<string>();
+    const topics = clients.map((_, i) => target.publisher(i).topic);
     const perDevice = Math.ceil(o.backlog / o.devices);
     const started = performance.now();
     await Promise.all(clients.map(async (c, i) => {
@@ -313,7 +316,7 @@ async function strataDrain(o: Options): Promise<DrainResult> {
       const worker = async () => {
         while (next < perDevice) {
           const seq = next++;
-          await c.publishAsync(target.publisher(i).topic, payload(i, seq), { qos: 1 });
+          await c.publishAsync(topics[i]!, payload(i, seq), { qos: 1 });
           acked.add(`${i}:${seq}`);
         }
       };

@@ -50,6 +50,8 @@ async function runLoad(target: Target, o: Options): Promise<Result> {
     const p = target.publisher(i);
     return mqtt.connectAsync(p.url, { reconnectPeriod: 0, ...p.options });
   }));
+  // Once per device: a Strata publisher signs a SAS token, which must not be paid per message.
+  const topics = clients.map((_, i) => target.publisher(i).topic);
   const started = performance.now();
   const end = started + o.seconds * 1000;
   const inflight = new Array<number>(o.devices).fill(0);
@@ -60,7 +62,7 @@ async function runLoad(target: Target, o: Options): Promise<Result> {
     const seq = sent[i]!++;
     inflight[i]!++;
     pending++;
-    clients[i]!.publish(target.publisher(i).topic, payload(i, seq), { qos: 1 }, (err) => {
+    clients[i]!.publish(topics[i]!, payload(i, seq), { qos: 1 }, (err) => {
       inflight[i]!--;
       pending--;
       if (!err) {

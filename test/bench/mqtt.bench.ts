@@ -85,6 +85,8 @@ async function runLoad(target: Target, o: Options, rate?: number): Promise<RunRe
     const p = target.publisher(i);
     return mqtt.connectAsync(p.url, { reconnectPeriod: 0, ...p.options });
   }));
+  // Once per device: a Strata publisher signs a SAS token, which must not be paid per message.
+  const topics = clients.map((_, i) => target.publisher(i).topic);
   let published = 0;
   const started = performance.now();
   const end = started + o.seconds * 1000;
@@ -96,7 +98,7 @@ async function runLoad(target: Target, o: Options, rate?: number): Promise<RunRe
 
   const publishOne = (i: number) => {
     const seq = sent[i]!++;
-    const { topic } = target.publisher(i);
+    const topic = topics[i]!;
     const t0 = performance.now();
     inflight[i]!++;
     pendingAcks++;
