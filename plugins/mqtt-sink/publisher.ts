@@ -1,3 +1,4 @@
+import { Socket } from "node:net";
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IConnackPacket, type MqttClient } from "mqtt";
 import type { DeliveryOutcome, Logger } from "../../core/index.js";
 import type { Outgoing } from "./payload.js";
@@ -264,6 +265,7 @@ export class BrokerPublisher {
     // Small publishes pipelined against acknowledgements: Nagle would hold a batch's tail for the peer's
     // delayed ACK (~40 ms per batch), capping the sink at a few thousand messages per second.
     (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
+    coalesceWrites(client.stream);
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         this.abandonConnect = undefined;
@@ -314,4 +316,24 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/**
+ * mqtt-packet writes a PUBLISH as ~10 small chunks into a corked socket, so a batch of 1000 reaches the
+ * kernel as a writev of 10,000 tiny buffers (a fifth of the sink's CPU, measured). Joined into one buffer
+ * first, it is one memcpy and one write. Only for a net/TLS socket whose `_writev` we know; else unchanged.
+ */
+function coalesceWrites(stream: unknown): void {
+  if (!(stream instanceof Socket)) return;
+  const socket = stream as Socket & {
+    _writev?: (chunks: { chunk: Buffer | string; encoding: BufferEncoding }[], cb: (err?: Error | null) => void) => void;
+    _write: (chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void) => void;
+  };
+  const writev = socket._writev;
+  if (typeof writev !== "function" || typeof socket._write !== "function") return;
+  socket._writev = function (chunks, cb) {
+    if (chunks.length < 16) return writev.call(this, chunks, cb);
+    const buffers = chunks.map((c) => (typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding) : c.chunk));
+    socket._write(Buffer.concat(buffers), "buffer" as BufferEncoding, cb);
+  };
 }
