@@ -11,6 +11,7 @@ export * from "./log.js";
 export * from "./message.js";
 export * from "./message-record.js";
 export * from "./listeners.js";
+export { coalesceWrites } from "./coalesce-writes.js";
 export * from "./plugin/index.js";
 export * from "./config/index.js";
 export * from "./http/index.js";

@@ -1,6 +1,5 @@
-import { Socket } from "node:net";
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IConnackPacket, type MqttClient } from "mqtt";
-import type { DeliveryOutcome, Logger } from "../../core/index.js";
+import { coalesceWrites, type DeliveryOutcome, type Logger } from "../../core/index.js";
 import type { Outgoing } from "./payload.js";
 
 export interface PublisherOptions {
@@ -318,22 +317,3 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-/**
- * mqtt-packet writes a PUBLISH as ~10 small chunks into a corked socket, so a batch of 1000 reaches the
- * kernel as a writev of 10,000 tiny buffers (a fifth of the sink's CPU, measured). Joined into one buffer
- * first, it is one memcpy and one write. Only for a net/TLS socket whose `_writev` we know; else unchanged.
- */
-function coalesceWrites(stream: unknown): void {
-  if (!(stream instanceof Socket)) return;
-  const socket = stream as Socket & {
-    _writev?: (chunks: { chunk: Buffer | string; encoding: BufferEncoding }[], cb: (err?: Error | null) => void) => void;
-    _write: (chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void) => void;
-  };
-  const writev = socket._writev;
-  if (typeof writev !== "function" || typeof socket._write !== "function") return;
-  socket._writev = function (chunks, cb) {
-    if (chunks.length < 16) return writev.call(this, chunks, cb);
-    const buffers = chunks.map((c) => (typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding) : c.chunk));
-    socket._write(Buffer.concat(buffers), "buffer" as BufferEncoding, cb);
-  };
-}

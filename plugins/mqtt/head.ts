@@ -4,7 +4,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { TLSSocket, type DetailedPeerCertificate } from "node:tls";
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from "aedes";
 import {
-  isStrataError, type AuthFailure, type AuthResult, type Hub, type Identities, type InboundMessage, type Logger,
+  coalesceWrites, isStrataError, type AuthFailure, type AuthResult, type Hub, type Identities, type InboundMessage, type Logger,
 } from "../../core/index.js";
 import { AedesChannel } from "./aedes-channel.js";
 import type { MqttConfig } from "./config.js";
@@ -94,6 +94,7 @@ export class MqttHead {
     // PUBACKs are small writes pipelined against the device's publishes: Nagle would hold one behind the
     // device's delayed ACK (up to ~40 ms), which the device's in-flight window turns into throughput lost.
     (stream as { setNoDelay?: (on?: boolean) => void }).setNoDelay?.(true);
+    coalesceWrites(stream);
     const client = this.broker.handle(stream, req);
     grantAtMostQos1(client);
   }
