@@ -234,11 +234,18 @@ export async function imagesCommand(args: readonly string[], out: Output): Promi
   const password = passwordFile ? readSecret(passwordFile, "--password-file") : undefined;
   const address = config.listen.address === "0.0.0.0" ? "127.0.0.1" : config.listen.address === "::" ? "::1" : config.listen.address;
   const url = `https://${isIP(address) === 6 ? `[${address}]` : address}:${config.listen.https}`;
+  const credentials = user && password ? () => ({ username: user, password }) : gatewayCredentials(config);
+  let ca: string;
+  try {
+    ca = readFileSync(config.tls.ca_file, "utf8");
+  } catch (err) {
+    throw new StrataError("STRATA_REGISTRY_PREFETCH_FAILED", `[tls] ca_file ${config.tls.ca_file} cannot be read (${(err as NodeJS.ErrnoException).code}): the CA to trust this gateway's front with; is this the gateway's config?`);
+  }
   const { bytes, failed } = await prefetch(refs, {
     url,
-    ca: readFileSync(config.tls.ca_file, "utf8"),
+    ca,
     ...(isIP(config.hostname) ? {} : { servername: config.hostname }),
-    credentials: user && password ? () => ({ username: user, password }) : gatewayCredentials(config),
+    credentials,
     platforms,
     progress: (line) => out.info(line),
   });
