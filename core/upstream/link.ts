@@ -8,8 +8,9 @@ import type { Identities } from "../identity/types.js";
 import type { Logger } from "../log.js";
 import type { IdentityId } from "../message.js";
 import type { Lease } from "../store/types.js";
+import { BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, offersBatches } from "./batch.js";
 import { CbsChannel } from "./cbs.js";
-import { toAmqpMessage } from "./convert.js";
+import { toAmqpMessage, type AmqpMessage } from "./convert.js";
 import { DownwardLinks, type DownwardHub } from "./downward.js";
 import { abandon, describeError, dial, dialAddress, type DialTarget } from "./dial.js";
 import { outcomeForRefusal } from "./refusals.js";
@@ -45,6 +46,8 @@ export interface UpstreamLinkOptions {
   batchSize?: number;
   /** Batches in flight before the oldest is settled (see Drain). Default 2 (see the constructor). */
   pipeline?: number;
+  /** Send first attempts in batched transfers when the parent offers them (batch.ts). Default true. */
+  batches?: boolean;
   /** AMQP idle timeout advertised to the parent. Default 20 s. */
   idleTimeoutMs?: number;
   now?: () => number;
@@ -62,6 +65,8 @@ interface Live {
   renewTimer?: NodeJS.Timeout;
   /** Set by `drop`: nothing more goes out on it, even before the connect loop has noticed. */
   dead?: boolean;
+  /** The parent offered batched transfers (batch.ts). */
+  batches: boolean;
 }
 
 /**
@@ -274,7 +279,10 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
   private async authenticate(connection: Connection, container: Container, transport: UpstreamTransport, timeoutMs: number): Promise<Live> {
     let markClosed!: () => void;
     const closed = new Promise<void>((resolve) => (markClosed = resolve));
-    const live: Live = { connection, container, transport, cbs: new CbsChannel(connection), senders: new Map(), closed, markClosed };
+    const live: Live = {
+      connection, container, transport, cbs: new CbsChannel(connection), senders: new Map(), closed, markClosed,
+      batches: this.opts.batches !== false && offersBatches(connection as never),
+    };
     const onDown = (ctx: { error?: unknown; connection?: { error?: unknown } }) => {
       const error = ctx.error ?? ctx.connection?.error;
       if (error) this.snapshot.lastError = describeError(error);
@@ -412,10 +420,36 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
       if (pipelined && (this.barrier || live.dead)) return leases.map(() => ({ kind: "lost", reason: "an earlier batch is being retried" }));
     }
     const now = this.now();
-    return Promise.all(leases.map((l) => sender.send(toAmqpMessage(l.message, now), now).then((s) => {
+    const watch = (s: Settlement): Settlement => {
       if (s.kind !== "accepted") this.barrier = true;
       return s;
-    })));
+    };
+    if (!live.batches) return Promise.all(leases.map((l) => sender.send(toAmqpMessage(l.message, now), now).then(watch)));
+    // First attempts travel in batches; a retried message goes alone, so a refusal it meets is its own.
+    const settlements: Promise<Settlement>[] = [];
+    let chunk: AmqpMessage[] = [];
+    let bytes = 0;
+    const flush = () => {
+      if (chunk.length === 0) return;
+      const sent = chunk.length === 1 ? sender.send(chunk[0]!, now) : sender.sendBatch(chunk, now).then(asBatchOutcome);
+      for (let i = 0; i < chunk.length; i++) settlements.push(sent.then(watch));
+      chunk = [];
+      bytes = 0;
+    };
+    for (const l of leases) {
+      const message = toAmqpMessage(l.message, now);
+      const size = l.message.body.length;
+      if (l.attempts > 0 || size > BATCH_MAX_BYTES / 2) {
+        flush();
+        settlements.push(sender.send(message, now).then(watch));
+        continue;
+      }
+      if (chunk.length >= BATCH_MAX_MESSAGES || bytes + size > BATCH_MAX_BYTES) flush();
+      chunk.push(message);
+      bytes += size;
+    }
+    flush();
+    return Promise.all(settlements);
   }
 
   private senderFor(live: Live, source: IdentityId, chain: readonly string[]): IdentitySender {
@@ -448,4 +482,9 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
         return "retry";
     }
   }
+}
+
+/** A refused batch is no verdict on any one message in it: each is retried alone (see sendAll). */
+function asBatchOutcome(settlement: Settlement): Settlement {
+  return settlement.kind === "rejected" ? { kind: "released" } : settlement;
 }

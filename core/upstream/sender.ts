@@ -2,6 +2,7 @@
 // and the auth chain as a link property. Messages of one identity go in order on this one link.
 import type { Connection, Delivery, EventContext, Message as RheaMessage, Sender, Session } from "rhea";
 import type { IdentityId } from "../message.js";
+import { BATCH_FORMAT, encodeBatch } from "./batch.js";
 import { AUTH_CHAIN_PROPERTY, eventsAddress, type AmqpMessage } from "./convert.js";
 import { conditionOf, type Refusal } from "./refusals.js";
 
@@ -82,6 +83,17 @@ export class IdentitySender {
     if (this.closedWith) return Promise.resolve(this.closedWith);
     return new Promise<Settlement>((resolve) => {
       const delivery = this.sender.send(message as RheaMessage);
+      this.pending.set(delivery, resolve);
+    });
+  }
+
+  /** Several messages in one transfer (see batch.ts); the parent settles them together. */
+  sendBatch(messages: readonly AmqpMessage[], now: number): Promise<Settlement> {
+    this.lastUsed = now;
+    if (this.closedWith) return Promise.resolve(this.closedWith);
+    const payload = encodeBatch(messages);
+    return new Promise<Settlement>((resolve) => {
+      const delivery = (this.sender.send as (m: unknown, tag?: unknown, format?: number) => Delivery)(payload, undefined, BATCH_FORMAT);
       this.pending.set(delivery, resolve);
     });
   }

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import rhea, { type Connection, type Container, type Delivery, type EventContext, type Receiver, type Sender } from "rhea";
 import {
-  identityId, isStrataError, patchRheaDispositions,
+  BATCH_CAPABILITY, BATCH_FORMAT, decodeBatch, identityId, isStrataError, patchRheaDispositions,
   type AuthResult, type Hub, type Identities, type InboundMessage, type Logger, type Message, type Principal,
 } from "../../core/index.js";
 import { AUTH_CHAIN_PROPERTY, parseAuthChain, parseLinkAddress, type DeviceAddress } from "./addresses.js";
@@ -85,7 +85,7 @@ export class AmqpHead {
 
   /** Connection options for one accepted socket (rhea reads link defaults from them). */
   connectionOptions(peer: PeerInfo): Record<string, unknown> {
-    return { autoaccept: false, credit_window: 0, strata_peer: peer, container_id: this.container.id };
+    return { autoaccept: false, credit_window: 0, strata_peer: peer, container_id: this.container.id, offered_capabilities: [BATCH_CAPABILITY] };
   }
 
   /** Takes a socket a transport accepted (TLS stream or rhea-wrapped WebSocket). */
@@ -430,7 +430,8 @@ export class AmqpHead {
       }
       switch (address.kind) {
         case "events":
-          void this.onTelemetry(dl, receiver, delivery, msg);
+          if ((ctx as { format?: number }).format === BATCH_FORMAT) void this.onTelemetryBatch(dl, receiver, delivery, ctx.message as unknown as Buffer);
+          else void this.onTelemetry(dl, receiver, delivery, msg);
           return;
         case "twin":
           void this.onTwinRequest(dl, receiver, delivery, msg);
@@ -518,6 +519,42 @@ export class AmqpHead {
       });
     }
     // Credit follows the store: one more only once this one is settled.
+    this.grant(receiver);
+  }
+
+  /**
+   * A child gateway's batch (core/upstream/batch.ts): every message is made durable, then the one transfer is
+   * accepted. Any failure rejects the whole batch, which the child takes as "send each again alone" (the ones
+   * already stored are then dropped as duplicates), so a refusal always ends up naming its own message.
+   */
+  private async onTelemetryBatch(dl: AmqpDeviceLink, receiver: Receiver, delivery: Delivery, payload: Buffer): Promise<void> {
+    const refuse = (condition: string, description: string) => {
+      delivery.reject({ condition, description });
+      this.grant(receiver);
+    };
+    if (!this.mayForward(dl.principal)) return refuse("amqp:not-allowed", "only a gateway forwarding for its scope may send batches");
+    if (payload.length > this.opts.config.max_message_bytes) {
+      return refuse("amqp:link:message-size-exceeded", `batch of ${payload.length} bytes is over the limit of ${this.opts.config.max_message_bytes} bytes (plugins.amqp.max_message_bytes)`);
+    }
+    let messages: Message[];
+    try {
+      messages = decodeBatch(payload).map((m) => {
+        const forwarded = strataMessageFromAmqp(m as AmqpMessageIn, dl.principal.id);
+        if (!forwarded) throw new Error("a batched message has no Strata id");
+        return forwarded;
+      });
+    } catch (err) {
+      return refuse("amqp:decode-error", (err as Error).message);
+    }
+    try {
+      await this.durably(dl, () => Promise.all(messages.map((m) => this.opts.hub.forward(dl.principal, m))));
+      if (!receiver.is_open()) return;
+      delivery.accept();
+    } catch (err) {
+      if (!receiver.is_open()) return;
+      this.opts.log.warn({ err, identity: dl.principal.id, count: messages.length }, "amqp batch refused; the child sends each again alone");
+      delivery.reject({ condition: "amqp:internal-error", description: (err as Error).message ?? String(err) });
+    }
     this.grant(receiver);
   }
 
