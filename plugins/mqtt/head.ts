@@ -26,6 +26,8 @@ export interface MqttHeadOptions {
   sessions: SessionStore;
   log: Logger;
   config: MqttConfig;
+  /** A CONNECT refused before any credential was checked (malformed client id or user name), for /metrics. */
+  onMalformedConnect?: () => void;
 }
 
 interface Connection {
@@ -132,11 +134,13 @@ export class MqttHead {
     const id = parseClientId(client.id);
     if (!id.ok) {
       log.info({ clientId: client.id, reason: id.reason }, "mqtt connection refused");
+      this.opts.onMalformedConnect?.();
       return CONNACK.IDENTIFIER_REJECTED;
     }
     const parsed = parseUsername(username, id.value);
     if (!parsed.ok) {
       log.info({ clientId: client.id, reason: parsed.reason }, "mqtt connection refused");
+      this.opts.onMalformedConnect?.();
       return CONNACK.BAD_CREDENTIALS;
     }
     const info = parsed.value;

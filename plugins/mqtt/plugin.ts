@@ -48,6 +48,8 @@ export class MqttPlugin implements Plugin {
         sessions: new SessionStore(this.store.kv<StoredSession>(SESSIONS_NAMESPACE)),
         log: this.log,
         config: this.config,
+        // Counted with the credential refusals (reason "malformed", as Identities names a malformed token).
+        onMalformedConnect: () => this.metrics?.heads().authFailures.inc({ head: PLUGIN_NAME, reason: "malformed" }),
       });
       this.head = head;
       abortIfAsked(signal);

@@ -36,6 +36,15 @@ test("MQTT and AMQP heads: connections, messages and bytes in and out, auth fail
     clientId: "d-mqtt", username: `${gw.hubName}/d-mqtt/?api-version=2021-04-12`, password: "SharedAccessSignature sr=x&sig=bad&se=99999999999",
   }).then((c) => c.endAsync().then(() => "connected"), (err: Error) => err.message);
   assert.notEqual(refused, "connected");
+  const before = sample((await get(gw, "/metrics")).body, 'strata_head_auth_failures_total{head="mqtt",reason="malformed"}') ?? 0;
+  // Refused before any credential is checked: a user name that is not `{hub}/{deviceId}/…`.
+  const malformed = await connectAsync({
+    protocol: "mqtts", host: gw.address, port: gw.port("mqtt"), ca: gw.caPem, servername: "localhost", reconnectPeriod: 0,
+    clientId: "d-mqtt", username: "not-an-iot-hub-user-name", password: "x",
+  }).then((c) => c.endAsync().then(() => "connected"), (err: Error) => err.message);
+  assert.notEqual(malformed, "connected");
+  const afterMalformed = sample((await get(gw, "/metrics")).body, 'strata_head_auth_failures_total{head="mqtt",reason="malformed"}') ?? 0;
+  assert.equal(afterMalformed, before + 1, "a malformed CONNECT counts as an auth failure of the head");
 
   const text = await eventually("the C2D delivery was counted", async () => {
     const body = (await get(gw, "/metrics")).body;
