@@ -3,6 +3,13 @@ import type { AuthResult, Identities } from "../identity/types.js";
 import type { InboundMessage } from "../message.js";
 import type { HeadMetrics, Metrics } from "./types.js";
 
+const METERED_TARGET = Symbol("strata.meteredTarget");
+
+/** The service a metered stand-in wraps (itself when it is not one): keys that must not see the wrapper. */
+export function unmetered<T extends object>(service: T): T {
+  return ((service as Record<symbol, unknown>)[METERED_TARGET] as T | undefined) ?? service;
+}
+
 /** What a protocol head is given, metered: pass these to the head instead of the plain services. */
 export interface MeteredServices {
   hub: Hub;
@@ -82,7 +89,7 @@ type Overrides<T> = { [K in keyof T]?: (target: T) => T[K] };
  * bound to it, so its own `this` and private state are untouched).
  */
 function delegate<T extends object>(target: T, overrides: Overrides<T>): T {
-  const made = new Map<PropertyKey, unknown>();
+  const made = new Map<PropertyKey, unknown>([[METERED_TARGET, target]]);
   for (const [key, make] of Object.entries(overrides) as [keyof T, (t: T) => unknown][]) made.set(key, make(target));
   const bound = new Map<PropertyKey, unknown>();
   return new Proxy(target, {

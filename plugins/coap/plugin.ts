@@ -1,8 +1,8 @@
 import dgram from "node:dgram";
 import { createServer, type IncomingMessage, type OutgoingMessage, type Server } from "coap";
 import {
-  DeviceReply, inject, injectable, isStrataError, PluginError, PROTOCOL_DESIRED_KEY, TOKENS, Translator,
-  type Hub, type Identities, type Listeners, type Logger, type Plugin, type StrataConfig,
+  DeviceReply, inject, injectable, isStrataError, PluginError, PROTOCOL_DESIRED_KEY, meterHead, TOKENS, Translator,
+  type Hub, type Identities, type Metrics, type Listeners, type Logger, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import type { CoapConfig } from "./config.js";
 import { coapConverters, supportedFormat, type CoapCommand, type CoapCommandDraft, type CoapInput } from "./converters.js";
@@ -53,6 +53,8 @@ export class CoapPlugin implements Plugin {
     @inject(TOKENS.Hub) private readonly hub: Hub,
     @inject(TOKENS.Identities) private readonly identities: Identities,
     @inject(TOKENS.Listeners) private readonly listeners: Listeners,
+    /** Optional: per-head counters on /metrics when the gateway has a registry (not in a bare plugin test). */
+    @inject(TOKENS.Metrics, { isOptional: true }) private readonly metrics?: Metrics,
   ) {}
 
   async start(signal: AbortSignal): Promise<void> {
@@ -61,7 +63,8 @@ export class CoapPlugin implements Plugin {
       const c = this.config;
       const mailbox = new CommandMailbox({ maxQueued: c.max_queued_commands, commandTimeoutMs: c.command_timeout_ms, methodTimeoutMs: c.method_timeout_ms });
       this.mailbox = mailbox;
-      const translator = new Translator<CoapInput, CoapCommandDraft>(this.hub, this.identities, {
+      const metered = meterHead(this.metrics, PLUGIN_NAME, { hub: this.hub, identities: this.identities });
+      const translator = new Translator<CoapInput, CoapCommandDraft>(metered.hub, metered.identities, {
         plugin: PLUGIN_NAME,
         mode: c.mode,
         autoCreate: c.auto_create,

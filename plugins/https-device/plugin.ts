@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import {
-  inject, injectable, isStrataError, PluginError, TOKENS, Translator,
-  type HttpFront, type Hub, type Identities, type Logger, type Plugin, type StrataConfig,
+  inject, injectable, isStrataError, PluginError, meterHead, TOKENS, Translator,
+  type HttpFront, type Hub, type Identities, type Metrics, type Logger, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import type { HttpsDeviceConfig } from "./config.js";
 import { httpsDeviceConverter, type HttpInput, type OutboxCommand } from "./converter.js";
@@ -29,12 +29,15 @@ export class HttpsDevicePlugin implements Plugin {
     @inject(TOKENS.Hub) private readonly hub: Hub,
     @inject(TOKENS.Identities) private readonly identities: Identities,
     @inject(TOKENS.HttpFront) private readonly front: HttpFront,
+    /** Optional: per-head counters on /metrics when the gateway has a registry (not in a bare plugin test). */
+    @inject(TOKENS.Metrics, { isOptional: true }) private readonly metrics?: Metrics,
   ) {}
 
   async start(signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw new PluginError(PLUGIN_NAME, "STRATA_TRANSLATION_START_ABORTED", "start was aborted before the routes were mounted");
     try {
-      const translator = new Translator<HttpInput, OutboxCommand>(this.hub, this.identities, {
+      const metered = meterHead(this.metrics, PLUGIN_NAME, { hub: this.hub, identities: this.identities });
+      const translator = new Translator<HttpInput, OutboxCommand>(metered.hub, metered.identities, {
         plugin: PLUGIN_NAME,
         mode: this.config.mode,
         autoCreate: this.config.auto_create,

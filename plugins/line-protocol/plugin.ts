@@ -1,8 +1,8 @@
 import dgram from "node:dgram";
 import net from "node:net";
 import {
-  DeviceReply, inject, injectable, isStrataError, listenOn, PluginError, TOKENS, Translator,
-  type Hub, type Identities, type Listeners, type Logger, type Plugin, type StrataConfig,
+  DeviceReply, inject, injectable, isStrataError, listenOn, PluginError, meterHead, TOKENS, Translator,
+  type Hub, type Identities, type Metrics, type Listeners, type Logger, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import type { LineProtocolConfig } from "./config.js";
 import { LineConnection } from "./connection.js";
@@ -33,13 +33,16 @@ export class LineProtocolPlugin implements Plugin {
     @inject(TOKENS.Hub) private readonly hub: Hub,
     @inject(TOKENS.Identities) private readonly identities: Identities,
     @inject(TOKENS.Listeners) private readonly listeners: Listeners,
+    /** Optional: per-head counters on /metrics when the gateway has a registry (not in a bare plugin test). */
+    @inject(TOKENS.Metrics, { isOptional: true }) private readonly metrics?: Metrics,
   ) {}
 
   async start(signal: AbortSignal): Promise<void> {
     try {
       abortIfAsked(signal);
       const c = this.config;
-      const translator = new Translator<string, LineCommand>(this.hub, this.identities, {
+      const metered = meterHead(this.metrics, PLUGIN_NAME, { hub: this.hub, identities: this.identities });
+      const translator = new Translator<string, LineCommand>(metered.hub, metered.identities, {
         plugin: PLUGIN_NAME,
         mode: c.mode,
         autoCreate: c.auto_create,

@@ -1,7 +1,7 @@
 import ModbusRTU from "modbus-serial";
 import {
-  inject, injectable, isStrataError, PluginError, TOKENS, Translator,
-  type Hub, type Identities, type Logger, type Plugin, type StrataConfig,
+  inject, injectable, isStrataError, PluginError, meterHead, TOKENS, Translator,
+  type Hub, type Identities, type Metrics, type Logger, type Plugin, type StrataConfig,
 } from "../../core/index.js";
 import { wordCount } from "./converter.js";
 import type { ModbusConfig, ModbusDevice } from "./config.js";
@@ -63,13 +63,16 @@ export class ModbusTcpPlugin implements Plugin {
     @inject(TOKENS.Config) private readonly gateway: StrataConfig,
     @inject(TOKENS.Hub) private readonly hub: Hub,
     @inject(TOKENS.Identities) private readonly identities: Identities,
+    /** Optional: per-head counters on /metrics when the gateway has a registry (not in a bare plugin test). */
+    @inject(TOKENS.Metrics, { isOptional: true }) private readonly metrics?: Metrics,
   ) {}
 
   async start(signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw new PluginError(PLUGIN_NAME, "STRATA_TRANSLATION_START_ABORTED", "start was aborted before polling began");
     const byId = new Map(this.config.devices.map((d) => [d.id, d]));
     try {
-      const translator = new Translator<RegisterReading, RegisterWrite>(this.hub, this.identities, {
+      const metered = meterHead(this.metrics, PLUGIN_NAME, { hub: this.hub, identities: this.identities });
+      const translator = new Translator<RegisterReading, RegisterWrite>(metered.hub, metered.identities, {
         plugin: PLUGIN_NAME,
         mode: this.config.mode,
         autoCreate: this.config.auto_create,

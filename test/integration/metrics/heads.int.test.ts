@@ -7,6 +7,10 @@ import { connectAsync } from "mqtt";
 import { amqpDevice, amqpGateway, closeBeforeStop } from "../amqp/helpers.js";
 import { sdkDevice } from "../mqtt/helpers.js";
 import { needPeer } from "../../support/peers.js";
+import { startTestGateway } from "../../support/gateway.js";
+import linePlugin, { TCP_LISTENER } from "../../../plugins/line-protocol/index.js";
+import { translationStats } from "../../../core/translation/stats.js";
+import { LineDevice } from "../translation/line-client.js";
 import { eventually, get, metricsEntry, promtoolCheck } from "./helpers.js";
 
 /** The value of one sample (`name{labels} value`), or undefined when it is not in the text. */
@@ -62,4 +66,22 @@ test("MQTT and AMQP heads: connections, messages and bytes in and out, auth fail
     + (sample(text, 'strata_head_auth_failures_total{head="mqtt",reason="wrong-audience"}') ?? 0) >= 1, text.split("\n").filter((l) => l.includes("auth_failures")).join("\n"));
   const lint = await promtoolCheck(text);
   assert.equal(lint.code, 0, lint.output);
+});
+
+test("a translation head (line-protocol) counts its messages on /metrics; its translator stats stay readable by the gateway's hub", async (t) => {
+  const gw = await startTestGateway({
+    deviceId: "gw-line",
+    extraPlugins: [metricsEntry(), { module: linePlugin, settings: { tcp_port: 0, udp_port: 0, ack: true } }],
+  });
+  t.after(() => gw.stop({ remove: true }));
+  const d = await LineDevice.connect(gw.port(TCP_LISTENER));
+  t.after(() => d.close());
+  for (let i = 0; i < 3; i++) assert.equal(await d.send(JSON.stringify({ deviceId: "mcu-m", t: i })), "ok");
+  assert.match(await d.send("{broken"), /^error STRATA_TRANSLATION_MALFORMED/);
+  const text = await eventually("the line-protocol messages were counted", async () => {
+    const body = (await get(gw, "/metrics")).body;
+    return (sample(body, 'strata_head_messages_in_total{head="line-protocol"}') ?? 0) >= 3 ? body : undefined;
+  });
+  assert.equal(sample(text, 'strata_head_messages_in_total{head="line-protocol"}'), 3);
+  assert.equal(translationStats(gw.gw.hub, "line-protocol")?.malformed, 1, "stats keyed by the gateway's hub, not the metered stand-in");
 });
