@@ -3,6 +3,11 @@ import type { Logger } from "../../../core/index.js";
 import { listSegments, segmentName, segmentPath, segmentSeq } from "./segments.js";
 import type { TelemetryRecord } from "./record.js";
 
+/** How far back (bytes of the newest segments) the ids of records already written are read at open. */
+const TAIL_BYTES = 8 * 1024 * 1024;
+/** Ids remembered for dropping redeliveries: far more than a crash can leave unacknowledged. */
+const RECENT_IDS = 50_000;
+
 export interface TelemetryLogOptions {
   dir: string;
   /** Total bytes kept; the oldest closed segments are deleted past it. */
@@ -29,6 +34,9 @@ export class TelemetryLogWriter {
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly now: () => number;
+  /** Ids of the newest records in the log, oldest first (a Set keeps insertion order). */
+  private readonly recent = new Set<string>();
+  private dropped = 0;
 
   constructor(private readonly opts: TelemetryLogOptions) {
     this.now = opts.now ?? Date.now;
@@ -39,8 +47,55 @@ export class TelemetryLogWriter {
     await mkdir(this.opts.dir, { recursive: true });
     const names = await listSegments(this.opts.dir);
     const last = names.length ? segmentSeq(names[names.length - 1]!)! : 0;
+    await this.rememberTail(names);
     await this.startSegment(last + 1);
     await this.enforceRetentionNow();
+  }
+
+  /** Records dropped because their `strataId` was already in the log (redelivered after a crash). */
+  get duplicatesDropped(): number {
+    return this.dropped;
+  }
+
+  /**
+   * The ids of the newest lines already in the log. A crash between an append and its (unsynced) ack gets
+   * the same messages delivered again on restart; they are among the last few thousand lines written.
+   */
+  private async rememberTail(names: readonly string[]): Promise<void> {
+    let budget = TAIL_BYTES;
+    const ids: string[][] = [];
+    for (let i = names.length - 1; i >= 0 && budget > 0; i--) {
+      const path = segmentPath(this.opts.dir, names[i]!);
+      let text: string;
+      try {
+        const size = (await stat(path)).size;
+        const handle = await open(path, "r");
+        try {
+          const length = Math.min(size, budget);
+          const buf = Buffer.alloc(length);
+          await handle.read(buf, 0, length, size - length);
+          text = buf.toString("utf8");
+          budget -= length;
+        } finally {
+          await handle.close();
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        throw err;
+      }
+      const found: string[] = [];
+      for (const line of text.split("\n")) {
+        const m = /"strataId":"((?:[^"\\]|\\.)*)"/.exec(line);
+        if (m) found.push(JSON.parse(`"${m[1]}"`) as string);
+      }
+      ids.unshift(found);
+    }
+    for (const list of ids) for (const id of list) this.remember(id);
+  }
+
+  private remember(id: string): void {
+    this.recent.add(id);
+    if (this.recent.size > RECENT_IDS) this.recent.delete(this.recent.values().next().value!);
   }
 
   /** Appends records as lines; resolves when they are on disk. Calls are serialised in arrival order. */
@@ -67,6 +122,12 @@ export class TelemetryLogWriter {
 
   private async appendNow(records: readonly TelemetryRecord[]): Promise<void> {
     if (this.closed || !this.handle) throw new Error("telemetry log is closed");
+    const fresh = records.filter((r) => !this.recent.has(r.strataId));
+    if (fresh.length < records.length) {
+      this.dropped += records.length - fresh.length;
+      this.opts.logger.info({ count: records.length - fresh.length, total: this.dropped }, "telemetry log: redelivered messages already in the log dropped");
+    }
+    records = fresh;
     if (records.length === 0) return;
     const tooOld = this.size > 0 && this.now() - this.openedAt > this.opts.maxAgeMs / 10;
     if (this.size >= this.opts.segmentBytes || tooOld) {
@@ -82,6 +143,7 @@ export class TelemetryLogWriter {
     }
     await this.handle.datasync();
     this.size += bytes.length;
+    for (const r of records) this.remember(r.strataId);
   }
 
   private async startSegment(seq: number): Promise<void> {

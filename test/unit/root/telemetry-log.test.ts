@@ -48,7 +48,7 @@ function writer(dir: string, o: Partial<ConstructorParameters<typeof TelemetryLo
 test("a record carries the tail fields; device and module ids split from the source", () => {
   const r = toTelemetryRecord(message("dev/mod", '{"t":21}'));
   assert.deepEqual(Object.keys(r).sort(),
-    ["body", "deviceId", "enqueuedTime", "messageId", "moduleId", "properties", "systemProperties"]);
+    ["body", "deviceId", "enqueuedTime", "messageId", "moduleId", "properties", "strataId", "systemProperties"]);
   assert.equal(r.deviceId, "dev");
   assert.equal(r.moduleId, "mod");
   assert.equal(r.enqueuedTime, "2026-01-02T03:04:05.006Z");
@@ -96,6 +96,26 @@ test("a torn last line (crash mid-write) is not shown, and a reopened writer sta
   const lines = (await readLast(dir)).lines.map((l) => JSON.parse(l) as TelemetryRecord);
   assert.equal(lines.length, 5);
   assert.equal(readdirSync(dir).length, 2);
+});
+
+test("a batch redelivered after a crash (appended, ack not yet durable) is not written twice, also across a restart", async (t) => {
+  const dir = tempDir(t);
+  const batch = records(50);
+  const w = writer(dir);
+  await w.open();
+  await w.append(batch);
+  await w.append(batch.slice(40));
+  assert.equal(w.duplicatesDropped, 10);
+  await w.close();
+  // The root restarts: the same batch comes again from the queue, plus new messages behind it.
+  const w2 = writer(dir);
+  await w2.open();
+  t.after(() => w2.close());
+  const next = records(5, 50);
+  await w2.append([...batch, ...next]);
+  assert.equal(w2.duplicatesDropped, 50);
+  const lines = (await readLast(dir)).lines.map((l) => JSON.parse(l) as TelemetryRecord);
+  assert.deepEqual(lines.map((l) => l.strataId), [...batch, ...next].map((r) => r.strataId), "each message once, in order");
 });
 
 test("retention by size deletes the oldest segments and keeps the newest", async (t) => {
