@@ -134,7 +134,7 @@ export class CoreHub implements Hub {
       const copy: Message = { ...message };
       // The fairness share is the first hop below this gateway: the child whose link carried it (the actor of an
       // on-behalf-of principal), so a child with many leaves gets one share, not one per leaf.
-      result = await this.enqueue(copy, this.route(copy, false), fairnessShare(principal));
+      result = await this.enqueue(copy, this.route(copy, false), fairnessShare(principal), fairnessGroup(principal));
     }
     this.counters.forwarded++;
     for (const h of this.forwardHandlers) h.accepted?.(message);
@@ -182,13 +182,13 @@ export class CoreHub implements Hub {
     }
   }
 
-  private async enqueue(message: Message, endpoints: string[], share: string): Promise<IngestResult> {
+  private async enqueue(message: Message, endpoints: string[], share: string, group?: string): Promise<IngestResult> {
     if (endpoints.length === 0) {
       this.counters.unrouted++;
       this.opts.logger.debug({ messageId: message.id, source: message.source }, "message matched no route");
       return { id: message.id, duplicate: false, endpoints };
     }
-    const { duplicate } = await this.opts.store.enqueue(message, endpoints, { share });
+    const { duplicate } = await this.opts.store.enqueue(message, endpoints, group === undefined ? { share } : { share, group });
     if (duplicate) this.counters.duplicates++;
     for (const q of endpoints) this.wakeInputDrain(q);
     return { id: message.id, duplicate, endpoints };
@@ -618,6 +618,16 @@ export function fairnessShare(principal: Principal): string {
   // The chain runs target first, actor last: its last element is the hop that reached this gateway.
   if (chain && chain.length > 1) return chain[chain.length - 1]!;
   return principal.id;
+}
+
+/**
+ * The group inside the share: the hop below the share on the message's way up (the chain's next-to-last
+ * element), or the source itself when the share's gateway serves it directly. See EnqueueOptions.group.
+ */
+export function fairnessGroup(principal: Principal): string | undefined {
+  const chain = principal.authChain;
+  if (!chain || chain.length < 3) return undefined;
+  return chain[chain.length - 2];
 }
 
 function credentialsChanged(before: IdentityRecord | undefined, after: IdentityRecord): boolean {

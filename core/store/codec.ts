@@ -44,6 +44,8 @@ export interface RecordHeader {
   i: string; o: string; s: string; e: number; d: number; p: number;
   /** Fairness share, when it is not the source. */
   f?: string;
+  /** Fairness group inside the share (the next hop down), when it is not the source. */
+  g?: string;
   /** Local time it was stored (for queue age). */
   a: number;
   pr: Record<string, string>;
@@ -52,12 +54,15 @@ export interface RecordHeader {
   ep?: string; r?: string;
 }
 
-export function encodeRecord(m: Message, storedAt: number, dead?: { endpoint: string; reason: string }, share?: string): Buffer {
+export function encodeRecord(
+  m: Message, storedAt: number, dead?: { endpoint: string; reason: string }, share?: string, group?: string,
+): Buffer {
   const h: RecordHeader = {
     i: m.id, o: m.origin, s: m.source, e: m.enqueuedTime, d: m.deadline, p: m.priority, a: storedAt,
     pr: m.properties, sp: m.systemProperties,
   };
   if (share !== undefined && share !== m.source) h.f = share;
+  if (group !== undefined && group !== m.source) h.g = group;
   if (dead) { h.ep = dead.endpoint; h.r = dead.reason; }
   const json = JSON.stringify(h);
   const hlen = Buffer.byteLength(json);

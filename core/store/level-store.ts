@@ -145,7 +145,7 @@ export class LevelStore implements Store {
       this.usedBytes += bytes;
       const share = h.f ?? h.s;
       this.countShare(share, bytes);
-      this.queueOf(parsed.endpoint).insert(this.entry(parsed.qseq, key, h.i, h.s, share, h.p, h.d, h.a, bytes, undefined));
+      this.queueOf(parsed.endpoint).insert(this.entry(parsed.qseq, key, h.i, h.s, share, h.g ?? h.s, h.p, h.d, h.a, bytes, undefined));
       // A queued message is its own dedup record (no d-key until it leaves the queue: one op less per append).
       if (h.d > openedAt) this.seen.set(h.i, h.d);
     }
@@ -223,7 +223,8 @@ export class LevelStore implements Store {
         `message ${id} has priority ${message.priority}; a route priority must be an integer 0 (highest) to 9`);
     }
     const share = options.share ?? message.source;
-    const value = encodeRecord(message, now, undefined, share);
+    const group = options.group ?? message.source;
+    const value = encodeRecord(message, now, undefined, share, group);
     const planned = endpoints.map((endpoint) => {
       const qseq = this.qseq++;
       const key = queueKey(endpoint, qseq);
@@ -251,7 +252,7 @@ export class LevelStore implements Store {
       this.rememberId(id, message.deadline);
       this.counters.appended++;
       for (const p of planned) {
-        const e = this.entry(p.qseq, p.key, id, message.source, share, message.priority, message.deadline, now, p.bytes, undefined);
+        const e = this.entry(p.qseq, p.key, id, message.source, share, group, message.priority, message.deadline, now, p.bytes, undefined);
         this.host.cache(e, message);
         this.queueOf(p.endpoint).insert(e);
       }
@@ -342,10 +343,10 @@ export class LevelStore implements Store {
     return q;
   }
 
-  private entry(qseq: number, key: string, id: string, source: string, share: string, priority: number, deadline: number,
+  private entry(qseq: number, key: string, id: string, source: string, share: string, group: string, priority: number, deadline: number,
     storedAt: number, bytes: number, message: Message | undefined): Entry {
     const lane = Math.min(LANES - 1, Math.max(0, Math.trunc(priority) || 0));
-    return { qseq, key, id, source, share, lane, deadline, storedAt, bytes, message, leased: false, attempts: 0, gone: false };
+    return { qseq, key, id, source, share, group, lane, deadline, storedAt, bytes, message, leased: false, attempts: 0, gone: false };
   }
 
   private countShare(share: string, bytes: number): void {

@@ -2,7 +2,8 @@
  * One endpoint's queue, held as an in-memory index over the records on disk: lanes per priority (0 highest
  * … 9); inside each lane a two-level round-robin: fairness shares first (the first hop below this gateway —
  * a child gateway for forwarded messages, the device itself for local ones), then the sources within a share,
- * each source one FIFO. A child with a thousand leaves thus gets one share, as a single local device does.
+ * each source one FIFO — or each group: the hop below the share, so that a grandchild's subtree is one FIFO.
+ * A child with a thousand leaves thus gets one share, as a single local device does.
  * Bodies stay on disk unless they fit the store's read cache, so a backlog of millions costs only the index.
  */
 import type { Logger } from "../log.js";
@@ -23,6 +24,8 @@ export interface Entry {
   readonly source: string;
   /** The fairness share it is served in (see the file comment); the source itself unless told otherwise. */
   readonly share: string;
+  /** Its FIFO inside the share: the hop below the share (EnqueueOptions.group); the source itself by default. */
+  readonly group: string;
   readonly lane: number;
   readonly deadline: number;
   readonly storedAt: number;
@@ -286,11 +289,11 @@ export class LevelQueue implements EndpointQueue {
       lane.shares.set(e.share, share);
       lane.ring.push(e.share);
     }
-    let dq = share.sources.get(e.source);
+    let dq = share.sources.get(e.group);
     if (!dq) {
       dq = new Deque<Entry>();
-      share.sources.set(e.source, dq);
-      share.ring.push(e.source);
+      share.sources.set(e.group, dq);
+      share.ring.push(e.group);
     }
     if (!keepOrder || dq.length === 0) {
       if (keepOrder) dq.unshift(e); else dq.push(e);

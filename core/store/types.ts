@@ -57,6 +57,13 @@ export interface EnqueueOptions {
    * `shareQuota` of the quota while another share has messages queued.
    */
   share?: string;
+  /**
+   * The group inside the share (default: `message.source`): the hop below the share, so a share's queue is
+   * served round-robin per child of that child (then FIFO), and the tree stays fair two levels down — a
+   * gateway two hops up no longer serves a child's one busy leaf as one of seven equals beside a sibling's six.
+   * Per-source order holds: a group's FIFO keeps its sources' messages in arrival order.
+   */
+  group?: string;
 }
 
 export interface EnqueueResult {

@@ -46,3 +46,28 @@ test("sources within a lane are served round-robin: one flooding device cannot s
   const q1 = got.filter((l) => l.message.source === "quiet1").map((l) => Number(l.message.properties.n));
   assert.deepEqual(q1, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 });
+
+test("groups inside a share: a grandchild's subtree is one FIFO, so two children of a child share it fairly; order per source holds, also after a restart", async (t) => {
+  const dir = (await import("./helpers.js")).tempDir(t);
+  const path = (await import("node:path")).join(dir, "db");
+  const store = await openStore(t, { path });
+  // All through one child ("mid"): childA's six leaves and childB's one leaf.
+  const writes = [];
+  for (let i = 0; i < 60; i++) for (let l = 0; l < 6; l++) writes.push(store.enqueue(msg(`flood-${l}`, i), ["up"], { share: "mid", group: "childA" }));
+  for (let i = 0; i < 60; i++) writes.push(store.enqueue(msg("quiet", i), ["up"], { share: "mid", group: "childB" }));
+  await Promise.all(writes);
+  const check = async (q: ReturnType<typeof store.queue>) => {
+    const got = await q.lease(100);
+    const quiet = got.filter((l) => l.message.source === "quiet");
+    assert.equal(quiet.length, 50, `childB's one leaf gets half of the share, not a seventh (got ${quiet.length} of 100)`);
+    for (const source of ["quiet", "flood-0", "flood-5"]) {
+      const ns = got.filter((l) => l.message.source === source).map((l) => Number(l.message.properties.n));
+      assert.deepEqual(ns, [...ns].sort((a, b) => a - b), `${source} in order`);
+    }
+    q.release(got);
+  };
+  await check(store.queue("up"));
+  await store.close();
+  const again = await openStore(t, { path });
+  await check(again.queue("up"));
+});
