@@ -8,7 +8,10 @@ import type { AmqpMessage } from "./convert.js";
 
 export const BATCH_FORMAT = 0x80013700;
 export const BATCH_CAPABILITY = "com.strata:batch-v1";
-/** Messages per batch, and the body bytes above which a batch is closed (well below any max_message_bytes). */
+/**
+ * Messages per batch, and the body bytes above which a batch is closed: an eighth of the default 1 MiB
+ * max_message_bytes. A parent configured below it refuses the batch, and the child then sends each alone.
+ */
 export const BATCH_MAX_MESSAGES = 64;
 export const BATCH_MAX_BYTES = 128 * 1024;
 

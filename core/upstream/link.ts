@@ -424,22 +424,22 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
       if (s.kind !== "accepted") this.barrier = true;
       return s;
     };
-    if (!live.batches) return Promise.all(leases.map((l) => sender.send(toAmqpMessage(l.message, now), now).then(watch)));
-    // First attempts travel in batches; a retried message goes alone, so a refusal it meets is its own.
+    // First attempts travel in batches (when the parent takes them); a retried message goes alone, so a
+    // refusal it meets is its own.
     const settlements: Promise<Settlement>[] = [];
     let chunk: AmqpMessage[] = [];
     let bytes = 0;
     const flush = () => {
       if (chunk.length === 0) return;
-      const sent = chunk.length === 1 ? sender.send(chunk[0]!, now) : sender.sendBatch(chunk, now).then(asBatchOutcome);
-      for (let i = 0; i < chunk.length; i++) settlements.push(sent.then(watch));
+      const sent = (chunk.length === 1 ? sender.send(chunk[0]!, now) : sender.sendBatch(chunk, now).then(asBatchOutcome)).then(watch);
+      for (let i = 0; i < chunk.length; i++) settlements.push(sent);
       chunk = [];
       bytes = 0;
     };
     for (const l of leases) {
       const message = toAmqpMessage(l.message, now);
       const size = l.message.body.length;
-      if (l.attempts > 0 || size > BATCH_MAX_BYTES / 2) {
+      if (!live.batches || l.attempts > 0 || size > BATCH_MAX_BYTES / 2) {
         flush();
         settlements.push(sender.send(message, now).then(watch));
         continue;
