@@ -89,6 +89,8 @@ export class LevelStore implements Store {
   private readonly idBlock: number;
   private readonly deadRetentionMs: number;
   private readonly shareQuota: number;
+  /** `{gatewayId}:`, the prefix of the ids nextId() mints. */
+  private readonly ownPrefix: string;
 
   constructor(private readonly opts: LevelStoreOptions) {
     if (!opts.gatewayId || opts.gatewayId.includes(":")) {
@@ -106,6 +108,7 @@ export class LevelStore implements Store {
     this.idBlock = opts.idBlock ?? 10_000;
     this.deadRetentionMs = opts.deadLetterRetentionMs ?? 7 * 24 * 3600_000;
     this.shareQuota = opts.shareQuota ?? 0.5;
+    this.ownPrefix = `${opts.gatewayId}:`;
     if (!(this.shareQuota > 0 && this.shareQuota <= 1)) {
       throw new StrataError("STRATA_STORE_CONFIG", `store shareQuota must be a fraction in (0, 1], got ${opts.shareQuota}`);
     }
@@ -147,7 +150,7 @@ export class LevelStore implements Store {
       this.countShare(share, bytes);
       this.queueOf(parsed.endpoint).insert(this.entry(parsed.qseq, key, h.i, h.s, share, h.g ?? h.s, h.p, h.d, h.a, bytes, undefined));
       // A queued message is its own dedup record (no d-key until it leaves the queue: one op less per append).
-      if (h.d > openedAt) this.seen.set(h.i, h.d);
+      if (h.d > openedAt && !this.minted(h.i)) this.seen.set(h.i, h.d);
     }
     for await (const [key, value] of this.db.iterator({ gte: `x${SEP}`, lt: "x\u0001" })) {
       const qseq = parseDeadKey(key);
@@ -206,8 +209,9 @@ export class LevelStore implements Store {
   async enqueue(message: Message, endpoints: readonly string[], options: EnqueueOptions = {}): Promise<EnqueueResult> {
     this.assertOpen();
     const id = message.id;
-    const first = this.inflight.get(id);
-    if (first || this.seen.has(id)) {
+    const mintedHere = this.minted(id);
+    const first = mintedHere ? undefined : this.inflight.get(id);
+    if (first || (!mintedHere && this.seen.has(id))) {
       this.counters.duplicates++;
       // Answer only once the first copy is durable: the caller acks its sender on this answer.
       if (first) await first;
@@ -249,7 +253,7 @@ export class LevelStore implements Store {
     this.countShare(share, size);
     const ops: Op[] = planned.map((p) => ({ type: "put", key: p.key, value }));
     const write = this.commit.append(ops, () => {
-      this.rememberId(id, message.deadline);
+      if (!mintedHere) this.rememberId(id, message.deadline);
       this.counters.appended++;
       for (const p of planned) {
         const e = this.entry(p.qseq, p.key, id, message.source, share, group, message.priority, message.deadline, now, p.bytes, undefined);
@@ -257,6 +261,10 @@ export class LevelStore implements Store {
         this.queueOf(p.endpoint).insert(e);
       }
     }, () => { this.usedBytes -= size; this.countShare(share, -size); });
+    if (mintedHere) {
+      await write;
+      return { duplicate: false };
+    }
     this.inflight.set(id, write);
     try {
       await write;
@@ -349,6 +357,15 @@ export class LevelStore implements Store {
     return { qseq, key, id, source, share, group, lane, deadline, storedAt, bytes, message, leased: false, attempts: 0, gone: false };
   }
 
+  /**
+   * Minted here by nextId(): such an id enters the store once (the hub enqueues a message on all its endpoints
+   * in one call) and no other gateway or device can send it, so it needs no dedup memory or record — one Map
+   * entry and one write less per message. Ids from children (their own prefixes) are remembered as before.
+   */
+  private minted(id: string): boolean {
+    return id.startsWith(this.ownPrefix);
+  }
+
   private countShare(share: string, bytes: number): void {
     const n = (this.shareBytes.get(share) ?? 0) + bytes;
     if (n > 0) this.shareBytes.set(share, n); else this.shareBytes.delete(share);
@@ -379,6 +396,7 @@ export class LevelStore implements Store {
       now: () => this.now(),
       assertOpen: () => this.assertOpen(),
       nextQseq: () => this.qseq++,
+      minted: (id) => this.minted(id),
       readValues: (keys) => this.db.getMany(keys),
       append: (ops, onDurable, onFailed) => this.commit.append(ops, onDurable, onFailed),
       appendSettled: (ops, onWritten) => this.settled.append(ops, onWritten),

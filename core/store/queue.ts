@@ -44,6 +44,8 @@ export interface QueueHost {
   now(): number;
   assertOpen(): void;
   nextQseq(): number;
+  /** The id was minted by this store (see LevelStore.minted): nothing can send it again, so no dedup record. */
+  minted(id: string): boolean;
   readValues(keys: string[]): Promise<(Buffer | undefined)[]>;
   append(ops: Op[], onDurable?: () => void, onFailed?: () => void): Promise<void>;
   /** Writes ops that may be undone by a power loss without losing a message (acks): no fsync of their own. */
@@ -145,7 +147,8 @@ export class LevelQueue implements EndpointQueue {
     // Unsynced (see LevelStore.settled): a power loss can only undo the ack, which means a redelivery.
     const ops: Op[] = [];
     for (const e of entries) {
-      ops.push({ type: "del", key: e.key }, { type: "put", key: dedupKey(e.id), value: encodeF64(e.deadline) });
+      ops.push({ type: "del", key: e.key });
+      if (!this.host.minted(e.id)) ops.push({ type: "put", key: dedupKey(e.id), value: encodeF64(e.deadline) });
     }
     await this.host.appendSettled(ops, () => {
       let n = 0;

@@ -10,7 +10,7 @@
  * generator's event loop.
  *
  *   node dist/test/bench/run.js mqtt [--seconds 10] [--devices 20] [--window 100] [--rate 5000]
- *                                    [--repeat 3] [--only mosquitto,mosquitto-large,strata]
+ *                                    [--repeat 3] [--only mosquitto,mosquitto-large,strata] [--modes max,rate] [--modes max,rate]
  *   STRATA_BENCH_PROF=<dir> writes a CPU profile of the gateway process there.
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -27,6 +27,8 @@ interface Options {
   rate: number;
   repeat: number;
   only: string[];
+  /** "max" (as fast as acks allow) and/or "rate" (--rate offered). */
+  modes: string[];
 }
 
 interface Target {
@@ -258,7 +260,8 @@ function strataTarget(ready: ChildReady, sink: Mosquitto): Target {
 
 async function measure(target: () => Promise<{ target: Target; close(): Promise<void> }>, o: Options): Promise<RunResult[]> {
   const out: RunResult[] = [];
-  for (const rate of [undefined, o.rate]) {
+  const rates = [...(o.modes.includes("max") ? [undefined] : []), ...(o.modes.includes("rate") ? [o.rate] : [])];
+  for (const rate of rates) {
     const runs: RunResult[] = [];
     for (let r = 0; r < o.repeat; r++) {
       // A fresh broker (and gateway) per run: nothing queued from the previous one.
@@ -323,6 +326,7 @@ export async function run(args: string[]): Promise<void> {
     rate: Number(arg(args, "rate", "5000")),
     repeat: Number(arg(args, "repeat", "1")),
     only: arg(args, "only", "mosquitto,mosquitto-large,strata").split(","),
+    modes: arg(args, "modes", "max,rate").split(","),
   };
   const results: RunResult[] = [];
   if (o.only.includes("mosquitto")) {

@@ -157,6 +157,31 @@ test("dedup: a repeated id is reported, counted, not written — also after reop
   assert.deepEqual(await s2.enqueue(msg("d1", 3, { id: "gw0:43" }), ["up"]), { duplicate: true });
 });
 
+test("ids minted here leave no dedup record when acked; a child's ids do", async (t) => {
+  const path = join(tempDir(t), "db");
+  const opts = { path, gatewayId: "gw1", quotaBytes: 1 << 26, logger: silentLogger(), sweepIntervalMs: 0 };
+  const s1 = new LevelStore(opts);
+  await s1.open();
+  const own = msg("d1", 0, { id: s1.nextId() });
+  const child = msg("d1", 1, { id: "gw0:7" });
+  await s1.enqueue(own, ["up"]);
+  await s1.enqueue(child, ["up"]);
+  const q = s1.queue("up");
+  await q.ack(await q.lease(10));
+  await s1.close();
+  const { ClassicLevel } = await import("classic-level");
+  const db = new ClassicLevel<string, Buffer>(path, { keyEncoding: "utf8", valueEncoding: "buffer" });
+  const dedupKeys: string[] = [];
+  for await (const key of db.keys({ gte: "d\u0000", lt: "d\u0001" })) dedupKeys.push(key.slice(2));
+  await db.close();
+  assert.deepEqual(dedupKeys, ["gw0:7"]);
+  // The child's id is still refused after a restart.
+  const s2 = new LevelStore(opts);
+  await s2.open();
+  t.after(() => s2.close());
+  assert.deepEqual(await s2.enqueue({ ...child }, ["up"]), { duplicate: true });
+});
+
 test("dedup memory is bounded and swept after the deadline", async (t) => {
   const clock = new Clock();
   const store = await openStore(t, { now: clock.now, dedupMax: 10 });
