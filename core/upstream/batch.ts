@@ -15,10 +15,34 @@ export const BATCH_CAPABILITY = "com.strata:batch-v1";
 export const BATCH_MAX_MESSAGES = 64;
 export const BATCH_MAX_BYTES = 128 * 1024;
 
+/** An empty header section and an empty properties section (each a described empty list). */
+const EMPTY_HEAD = Buffer.from([0x00, 0x53, 0x70, 0x45, 0x00, 0x53, 0x73, 0x45]);
+
 /** The transfer payload of a batch (rhea sends it as is with `format` BATCH_FORMAT). */
 export function encodeBatch(messages: readonly AmqpMessage[]): Buffer {
   const sections = messages.map((m) => rhea.message.encode(m as rhea.Message));
-  return rhea.message.encode({ body: rhea.message.data_sections(sections) } as rhea.Message);
+  // The outer message written straight into one buffer (rhea's writer would grow and copy its buffer a few
+  // times per batch), byte for byte as rhea writes it: an empty header and properties, then each data section,
+  // descriptor 0x00 0x53 0x75 and the binary as vbin8 (0xa0, 1-byte length) or vbin32 (0xb0, 4-byte length).
+  let size = EMPTY_HEAD.length;
+  for (const s of sections) size += s.length + (s.length <= 0xff ? 5 : 8);
+  const out = Buffer.allocUnsafe(size);
+  let at = EMPTY_HEAD.copy(out, 0);
+  for (const s of sections) {
+    out[at++] = 0x00;
+    out[at++] = 0x53;
+    out[at++] = 0x75;
+    if (s.length <= 0xff) {
+      out[at++] = 0xa0;
+      out[at++] = s.length;
+    } else {
+      out[at++] = 0xb0;
+      out.writeUInt32BE(s.length, at);
+      at += 4;
+    }
+    at += s.copy(out, at);
+  }
+  return out;
 }
 
 /** The messages of a batch payload, in order; throws on anything that is not one. */

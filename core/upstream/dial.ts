@@ -4,7 +4,7 @@ import { isIP } from "node:net";
 import { create_container, type Connection, type ConnectionOptions, type Container, type EventContext } from "rhea";
 import WebSocket from "ws";
 import { StrataError } from "../errors.js";
-import { patchRheaDispositions } from "./rhea-dispositions.js";
+import { patchRheaBuffers, patchRheaDispositions } from "./rhea-dispositions.js";
 import type { UpstreamTransport } from "./types.js";
 
 export interface DialTarget {
@@ -43,6 +43,7 @@ export function dialAddress(target: DialTarget, transport: UpstreamTransport): s
  */
 export function dial(target: DialTarget, transport: UpstreamTransport, timeoutMs: number): Promise<{ connection: Connection; container: Container }> {
   patchRheaDispositions();
+  patchRheaBuffers();
   const container = create_container({ id: target.containerId });
   const host = target.address ?? target.hostname;
   const common = {

@@ -7,4 +7,4 @@ export {
 export { IDENTITY_REFUSED_CONDITIONS, PERMANENT_CONDITIONS, REFUSAL_ATTEMPTS, outcomeForRefusal } from "./refusals.js";
 export { upstreamFromConfig } from "./from-config.js";
 export { BATCH_CAPABILITY, BATCH_FORMAT, decodeBatch, encodeBatch } from "./batch.js";
-export { patchRheaDispositions } from "./rhea-dispositions.js";
+export { patchRheaBuffers, patchRheaDispositions } from "./rhea-dispositions.js";

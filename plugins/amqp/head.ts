@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import rhea, { type Connection, type Container, type Delivery, type EventContext, type Receiver, type Sender } from "rhea";
 import {
-  BATCH_CAPABILITY, BATCH_FORMAT, decodeBatch, identityId, isStrataError, patchRheaDispositions,
+  BATCH_CAPABILITY, BATCH_FORMAT, decodeBatch, identityId, isStrataError, patchRheaBuffers, patchRheaDispositions,
   type AuthResult, type Hub, type Identities, type InboundMessage, type Logger, type Message, type Principal,
 } from "../../core/index.js";
 import { AUTH_CHAIN_PROPERTY, parseAuthChain, parseLinkAddress, type DeviceAddress } from "./addresses.js";
@@ -69,6 +69,7 @@ export class AmqpHead {
 
   constructor(private readonly opts: AmqpHeadOptions) {
     patchRheaDispositions(); // accept-after-write must never reach a client as a merged range (see core)
+    patchRheaBuffers();
     this.container = rhea.create_container({ id: `strata-amqp-${process.pid}`, autoaccept: false, credit_window: 0 } as never);
     const mechs = this.container.sasl_server_mechanisms as unknown as Record<string, unknown>;
     mechs["ANONYMOUS"] = () => ({ outcome: true, username: "anonymous", start() {} });
