@@ -34,25 +34,43 @@ export function templateProblem(template: string): string | undefined {
  * (and `%` itself, so the encoding can be undone). A device id may contain `%` but none of the others.
  */
 export function topicLevel(value: string): string {
-  return value.replace(/[%/+#\u0000]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`);
+  return SPECIAL.test(value) ? value.replace(SPECIALS, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`) : value;
 }
+const SPECIAL = /[%/+#\u0000]/;
+const SPECIALS = /[%/+#\u0000]/g;
 
-/** Compiles a checked template into a function from a message to its topic. */
+/**
+ * Compiles a checked template into a function from a message to its topic. The template is split once into
+ * literal text and placeholders: this runs for every message the sink publishes.
+ */
 export function compileTopic(template: string, ctx: TopicContext): (message: Message) => string {
   const problem = templateProblem(template);
   if (problem) throw new Error(`topic template ${JSON.stringify(template)} ${problem}`);
+  const parts: (string | { name: TopicPlaceholder })[] = [];
+  let at = 0;
+  for (const m of template.matchAll(PLACEHOLDER)) {
+    if (m.index > at) parts.push(template.slice(at, m.index));
+    const name = m[1] as TopicPlaceholder;
+    // hub and sink are the same for every message: resolved now.
+    parts.push(name === "hub" || name === "sink" ? topicLevel(ctx[name]) : { name });
+    at = m.index + m[0].length;
+  }
+  if (at < template.length) parts.push(template.slice(at));
   return (message) => {
-    const { deviceId, moduleId } = splitIdentityId(message.source);
-    const values: Record<TopicPlaceholder, string> = {
-      deviceId,
-      moduleId: moduleId ?? "",
-      outputName: message.systemProperties.outputName ?? "",
-      origin: message.origin,
-      hub: ctx.hub,
-      sink: ctx.sink,
-    };
-    return template.replace(PLACEHOLDER, (_, name: TopicPlaceholder) => topicLevel(values[name]));
+    let topic = "";
+    for (const part of parts) topic += typeof part === "string" ? part : topicLevel(placeholderValue(part.name, message));
+    return topic;
   };
+}
+
+function placeholderValue(name: TopicPlaceholder, message: Message): string {
+  switch (name) {
+    case "deviceId": return splitIdentityId(message.source).deviceId;
+    case "moduleId": return splitIdentityId(message.source).moduleId ?? "";
+    case "outputName": return message.systemProperties.outputName ?? "";
+    case "origin": return message.origin;
+    default: return "";
+  }
 }
 
 /** The topic for a message: the module template for a module's message, the device template otherwise. */

@@ -35,3 +35,9 @@ test("templates with wildcards, unknown placeholders or stray braces are refused
   assert.equal(templateProblem("strata/{deviceId}/messages"), undefined);
   assert.throws(() => compileTopic("a/{nope}", ctx), /unknown placeholder/);
 });
+
+test("literal text around, between and after placeholders is kept", () => {
+  const topic = compileTopic("pre{deviceId}-{moduleId}{origin}.tail", { hub: "h/1", sink: "s" });
+  assert.equal(topic(message({ source: "d1/m1", origin: "gw" })), "pred1-m1gw.tail");
+  assert.equal(compileTopic("{hub}", { hub: "h/1", sink: "s" })(message({ source: "d1" })), "h%2F1");
+});
