@@ -6,9 +6,9 @@ import type { DeliverContext, DeliveryOutcome, EndpointConsumer } from "../hub/t
 import { signSas } from "../identity/sas.js";
 import type { Identities } from "../identity/types.js";
 import type { Logger } from "../log.js";
-import type { IdentityId } from "../message.js";
+import type { IdentityId, Message } from "../message.js";
 import type { Lease } from "../store/types.js";
-import { BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, offersBatches } from "./batch.js";
+import { BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, encodeBatch, encodeRecordBatch, offeredBatchVersion } from "./batch.js";
 import { CbsChannel } from "./cbs.js";
 import { toAmqpMessage, type AmqpMessage } from "./convert.js";
 import { DownwardLinks, type DownwardHub } from "./downward.js";
@@ -48,6 +48,8 @@ export interface UpstreamLinkOptions {
   pipeline?: number;
   /** Send first attempts in batched transfers when the parent offers them (batch.ts). Default true. */
   batches?: boolean;
+  /** The highest batch version to use (tests pin 1 to exercise it). Default 2. */
+  batchVersion?: 1 | 2;
   /** AMQP idle timeout advertised to the parent. Default 20 s. */
   idleTimeoutMs?: number;
   now?: () => number;
@@ -65,8 +67,8 @@ interface Live {
   renewTimer?: NodeJS.Timeout;
   /** Set by `drop`: nothing more goes out on it, even before the connect loop has noticed. */
   dead?: boolean;
-  /** The parent offered batched transfers (batch.ts). */
-  batches: boolean;
+  /** The batch version used with this parent (batch.ts); 0 when it takes none. */
+  batches: 0 | 1 | 2;
 }
 
 /**
@@ -281,7 +283,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     const closed = new Promise<void>((resolve) => (markClosed = resolve));
     const live: Live = {
       connection, container, transport, cbs: new CbsChannel(connection), senders: new Map(), closed, markClosed,
-      batches: this.opts.batches !== false && offersBatches(connection as never),
+      batches: this.opts.batches === false ? 0 : (Math.min(offeredBatchVersion(connection as never), this.opts.batchVersion ?? 2) as 0 | 1 | 2),
     };
     const onDown = (ctx: { error?: unknown; connection?: { error?: unknown } }) => {
       const error = ctx.error ?? ctx.connection?.error;
@@ -401,6 +403,12 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     return outcomes;
   }
 
+  /** One transfer's payload in the batch version this parent takes. */
+  private encodeChunk(live: Live, chunk: readonly Message[], now: number): { payload: Buffer; count: number } {
+    const payload = live.batches === 2 ? encodeRecordBatch(chunk, now) : encodeBatch(chunk.map((m) => toAmqpMessage(m, now)));
+    return { payload, count: chunk.length };
+  }
+
   /** The same identity's messages, in order, on its one link. */
   private async sendAll(live: Live, source: IdentityId, leases: readonly Lease[], pipelined: boolean): Promise<Settlement[]> {
     const chain = this.opts.identities.authChain(source);
@@ -427,25 +435,26 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     // First attempts travel in batches (when the parent takes them); a retried message goes alone, so a
     // refusal it meets is its own.
     const settlements: Promise<Settlement>[] = [];
-    let chunk: AmqpMessage[] = [];
+    let chunk: Message[] = [];
     let bytes = 0;
     const flush = () => {
       if (chunk.length === 0) return;
-      const sent = (chunk.length === 1 ? sender.send(chunk[0]!, now) : sender.sendBatch(chunk, now).then(asBatchOutcome)).then(watch);
+      const sent = (chunk.length === 1
+        ? sender.send(toAmqpMessage(chunk[0]!, now), now)
+        : sender.sendBatch(this.encodeChunk(live, chunk, now), now).then(asBatchOutcome)).then(watch);
       for (let i = 0; i < chunk.length; i++) settlements.push(sent);
       chunk = [];
       bytes = 0;
     };
     for (const l of leases) {
-      const message = toAmqpMessage(l.message, now);
       const size = l.message.body.length;
       if (!live.batches || l.attempts > 0 || size > BATCH_MAX_BYTES / 2) {
         flush();
-        settlements.push(sender.send(message, now).then(watch));
+        settlements.push(sender.send(toAmqpMessage(l.message, now), now).then(watch));
         continue;
       }
       if (chunk.length >= BATCH_MAX_MESSAGES || bytes + size > BATCH_MAX_BYTES) flush();
-      chunk.push(message);
+      chunk.push(l.message);
       bytes += size;
     }
     flush();

@@ -2,7 +2,7 @@
 // and the auth chain as a link property. Messages of one identity go in order on this one link.
 import type { Connection, Delivery, EventContext, Message as RheaMessage, Sender, Session } from "rhea";
 import type { IdentityId } from "../message.js";
-import { BATCH_FORMAT, encodeBatch } from "./batch.js";
+import { BATCH_FORMAT } from "./batch.js";
 import { AUTH_CHAIN_PROPERTY, eventsAddress, type AmqpMessage } from "./convert.js";
 import { conditionOf, type Refusal } from "./refusals.js";
 
@@ -87,11 +87,11 @@ export class IdentitySender {
     });
   }
 
-  /** Several messages in one transfer (see batch.ts); the parent settles them together. */
-  sendBatch(messages: readonly AmqpMessage[], now: number): Promise<Settlement> {
+  /** Several messages in one transfer (an encoded batch, see batch.ts); the parent settles them together. */
+  sendBatch(batch: { payload: Buffer; count: number }, now: number): Promise<Settlement> {
     this.lastUsed = now;
     if (this.closedWith) return Promise.resolve(this.closedWith);
-    const payload = encodeBatch(messages);
+    const { payload } = batch;
     return new Promise<Settlement>((resolve) => {
       const delivery = (this.sender.send as (m: unknown, tag?: unknown, format?: number) => Delivery)(payload, undefined, BATCH_FORMAT);
       this.pending.set(delivery, resolve);

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import rhea, { type Connection, type Container, type Delivery, type EventContext, type Receiver, type Sender } from "rhea";
 import {
-  BATCH_CAPABILITY, BATCH_FORMAT, decodeBatch, identityId, isStrataError, patchRheaBuffers, patchRheaDispositions,
+  BATCH_CAPABILITY, BATCH_FORMAT, RECORD_BATCH_CAPABILITY, decodeBatch, identityId, isStrataError, patchRheaBuffers, patchRheaDispositions,
   type AuthResult, type Hub, type Identities, type InboundMessage, type Logger, type Message, type Principal,
 } from "../../core/index.js";
 import { AUTH_CHAIN_PROPERTY, parseAuthChain, parseLinkAddress, type DeviceAddress } from "./addresses.js";
@@ -86,7 +86,7 @@ export class AmqpHead {
 
   /** Connection options for one accepted socket (rhea reads link defaults from them). */
   connectionOptions(peer: PeerInfo): Record<string, unknown> {
-    return { autoaccept: false, credit_window: 0, strata_peer: peer, container_id: this.container.id, offered_capabilities: [BATCH_CAPABILITY] };
+    return { autoaccept: false, credit_window: 0, strata_peer: peer, container_id: this.container.id, offered_capabilities: [BATCH_CAPABILITY, RECORD_BATCH_CAPABILITY] };
   }
 
   /** Takes a socket a transport accepted (TLS stream or rhea-wrapped WebSocket). */
@@ -539,11 +539,14 @@ export class AmqpHead {
     }
     let messages: Message[];
     try {
-      messages = decodeBatch(payload).map((m) => {
-        const forwarded = strataMessageFromAmqp(m as AmqpMessageIn, dl.principal.id);
-        if (!forwarded) throw new Error("a batched message has no Strata id");
-        return forwarded;
-      });
+      const batch = decodeBatch(payload);
+      messages = batch.version === 2
+        ? batch.messages.map((m) => (m.source ? m : { ...m, source: dl.principal.id }))
+        : batch.messages.map((m) => {
+          const forwarded = strataMessageFromAmqp(m as AmqpMessageIn, dl.principal.id);
+          if (!forwarded) throw new Error("a batched message has no Strata id");
+          return forwarded;
+        });
     } catch (err) {
       return refuse("amqp:decode-error", (err as Error).message);
     }

@@ -21,19 +21,21 @@ function lease(source: string, n: number, bodyBytes = 32, attempts = 0): Lease {
 function countBatches(t: { after(fn: () => void): void }): { batches: number; messages: number } {
   const seen = { batches: 0, messages: 0 };
   const original = IdentitySender.prototype.sendBatch;
-  IdentitySender.prototype.sendBatch = function (messages, now) {
+  IdentitySender.prototype.sendBatch = function (batch, now) {
     seen.batches++;
-    seen.messages += messages.length;
-    return original.call(this, messages, now);
+    seen.messages += batch.count;
+    return original.call(this, batch, now);
   };
   t.after(() => (IdentitySender.prototype.sendBatch = original));
   return seen;
 }
 
-async function childLink(t: { after(fn: () => Promise<void>): void }, gw: Awaited<ReturnType<typeof amqpGateway>>, key: string): Promise<UpstreamLink> {
+async function childLink(
+  t: { after(fn: () => Promise<void>): void }, gw: Awaited<ReturnType<typeof amqpGateway>>, key: string, batchVersion: 1 | 2 = 2,
+): Promise<UpstreamLink> {
   const chains: Record<string, string[]> = { leafA: ["leafA", "child1"], leafB: ["leafB", "child1"], child1: ["child1"] };
   const link = new UpstreamLink({
-    self: "child1", hub: gw.hubName, ca: gw.caPem, key, identities: { authChain: (id) => chains[id] }, logger: silentLogger(),
+    self: "child1", hub: gw.hubName, ca: gw.caPem, key, batchVersion, identities: { authChain: (id) => chains[id] }, logger: silentLogger(),
     parent: { hostname: "localhost", address: gw.address, amqp_port: gw.port("amqp"), https_port: gw.port("https"), transport: "amqps" },
   });
   t.after(() => link.stop());
@@ -42,13 +44,13 @@ async function childLink(t: { after(fn: () => Promise<void>): void }, gw: Awaite
   return link;
 }
 
-test("a child sends first attempts in batches; the parent stores every message once, in order per identity", async (t) => {
+for (const version of [1, 2] as const) test(`batch version ${version}: a child sends first attempts in batches; the parent stores every message once, in order per identity, with every field`, async (t) => {
   const seen = countBatches(t);
   const gw = await amqpGateway(t);
   const child = await gw.addDevice("child1", { edge: true });
   await gw.addDevice("leafA", { parent: "child1" });
   await gw.addDevice("leafB", { parent: "child1" });
-  const link = await childLink(t, gw, child.key);
+  const link = await childLink(t, gw, child.key, version);
 
   const leases = Array.from({ length: 300 }, (_, i) => lease(i % 3 === 0 ? "leafB" : "leafA", i));
   const outcomes = await link.deliver(leases, new AbortController().signal);
@@ -58,6 +60,13 @@ test("a child sends first attempts in batches; the parent stores every message o
 
   const stored = await takeFromQueue(gw, "$upstream", 300);
   assert.equal(stored.length, 300);
+  const sent = leases.find((l) => l.message.id === stored[0]!.message.id)!.message;
+  const got = stored[0]!.message;
+  assert.deepEqual(
+    { id: got.id, origin: got.origin, source: got.source, enqueuedTime: got.enqueuedTime, deadline: got.deadline, properties: got.properties, body: got.body },
+    { id: sent.id, origin: sent.origin, source: sent.source, enqueuedTime: sent.enqueuedTime, deadline: sent.deadline, properties: sent.properties, body: sent.body },
+  );
+  assert.equal(got.systemProperties.connectionDeviceId, sent.source);
   for (const source of ["leafA", "leafB"]) {
     const ns = stored.filter((l) => l.message.source === source).map((l) => Number(l.message.properties.n));
     assert.deepEqual(ns, [...ns].sort((a, b) => a - b), `${source} in order`);
