@@ -10,7 +10,7 @@ import type { IdentityId, Message } from "../message.js";
 import type { Lease } from "../store/types.js";
 import { BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, encodeBatch, encodeRecordBatch, offeredBatchVersion } from "./batch.js";
 import { CbsChannel } from "./cbs.js";
-import { toAmqpMessage, type AmqpMessage } from "./convert.js";
+import { toAmqpMessage } from "./convert.js";
 import { DownwardLinks, type DownwardHub } from "./downward.js";
 import { abandon, describeError, dial, dialAddress, type DialTarget } from "./dial.js";
 import { outcomeForRefusal } from "./refusals.js";
