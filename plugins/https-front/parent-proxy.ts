@@ -1,5 +1,6 @@
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import httpProxy from "http-proxy";
 import type { Logger } from "../../core/index.js";
 
@@ -26,6 +27,8 @@ export class ParentProxy {
   private readonly agent: https.Agent;
   private readonly proxy: httpProxy;
   private readonly target: string;
+  /** Requests whose latest attempt went out on a kept-alive socket (see forward). */
+  private readonly reused = new WeakSet<IncomingMessage>();
 
   constructor(private readonly parent: ParentTarget, private readonly timeoutMs: number, private readonly log: Logger) {
     this.agent = new https.Agent({ keepAlive: true, ca: parent.ca, servername: parent.servername, rejectUnauthorized: true, maxSockets: 256 });
@@ -40,6 +43,8 @@ export class ParentProxy {
       ws: false,
     });
     this.proxy.on("proxyReq", (proxyReq, req) => {
+      if (proxyReq.reusedSocket) this.reused.add(req);
+      else this.reused.delete(req);
       for (const h of hopByHop(req.headers.connection)) proxyReq.removeHeader(h);
       proxyReq.setHeader("host", `${parent.servername}:${parent.port}`);
     });
@@ -52,10 +57,20 @@ export class ParentProxy {
   }
 
   /** Forwards `req` to the parent at `path` (default: the request's own path and query). */
-  forward(req: IncomingMessage, res: ServerResponse, path?: string): void {
+  forward(req: IncomingMessage, res: ServerResponse, path?: string, retried = false): void {
     if (path !== undefined) req.url = path;
     const started = Date.now();
-    this.proxy.web(req, res, { target: this.target }, (err: Error & { code?: string }) => {
+    // A retry sends no body: only a GET or HEAD is ever sent again, and the request stream was read already.
+    const options = retried ? { target: this.target, buffer: Readable.from([]) } : { target: this.target };
+    this.proxy.web(req, res, options, (err: Error & { code?: string }) => {
+      // A kept-alive socket the parent closed while idle fails the request that reuses it before any answer
+      // (node's documented race, request.reusedSocket): a GET or HEAD is sent once more on a fresh socket.
+      const idempotent = req.method === "GET" || req.method === "HEAD";
+      if (!retried && idempotent && !res.headersSent && this.reused.has(req) && (err.code === "ECONNRESET" || err.code === "EPIPE")) {
+        this.reused.delete(req);
+        this.forward(req, res, undefined, true);
+        return;
+      }
       const timedOut = err.code === "ECONNRESET" && Date.now() - started >= this.timeoutMs - 50;
       const status = timedOut || err.code === "ETIMEDOUT" ? 504 : 502;
       const reason = timedOut ? `parent ${this.target} sent no response within ${this.timeoutMs} ms` : describe(err, this.target);

@@ -112,7 +112,18 @@ export class UpstreamClient {
     throw new StrataError("STRATA_REGISTRY_UPSTREAM_REDIRECTS", `upstream ${this.name}: more than ${MAX_REDIRECTS} redirects for ${url.pathname}; check the upstream url`);
   }
 
-  private once(method: string, url: URL, headers: OutgoingHttpHeaders, sameOrigin: boolean): Promise<IncomingMessage> {
+  private async once(method: string, url: URL, headers: OutgoingHttpHeaders, sameOrigin: boolean): Promise<IncomingMessage> {
+    try {
+      return await this.attempt(method, url, headers, sameOrigin);
+    } catch (err) {
+      // A kept-alive socket the upstream closed while idle fails the request that reuses it before any byte of an
+      // answer: node's documented race (request.reusedSocket). Every request here is a GET or HEAD: sent again once.
+      if (!(err instanceof StaleSocket)) throw err;
+      return await this.attempt(method, url, headers, sameOrigin, false);
+    }
+  }
+
+  private attempt(method: string, url: URL, headers: OutgoingHttpHeaders, sameOrigin: boolean, retryStale = true): Promise<IncomingMessage> {
     const isHttps = url.protocol === "https:";
     // Another origin (a blob CDN) gets node's default trust and no shared agent state.
     const agent = sameOrigin ? this.agent : undefined;
@@ -123,9 +134,10 @@ export class UpstreamClient {
         resolve(res);
       });
       r.setTimeout(this.opts.timeoutMs, () => r.destroy(new Error(`no response within ${this.opts.timeoutMs} ms`)));
-      r.on("error", (err) =>
-        reject(new StrataError("STRATA_REGISTRY_UPSTREAM_UNREACHABLE", `upstream ${this.name} (${url.host}) cannot be reached: ${err.message}; check the upstream url and the network`, { cause: err })),
-      );
+      r.on("error", (err: NodeJS.ErrnoException) => {
+        if (retryStale && r.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE")) return reject(new StaleSocket());
+        reject(new StrataError("STRATA_REGISTRY_UPSTREAM_UNREACHABLE", `upstream ${this.name} (${url.host}) cannot be reached: ${err.message}; check the upstream url and the network`, { cause: err }));
+      });
       r.end();
     });
   }
@@ -183,3 +195,6 @@ export async function readAll(res: IncomingMessage, limit: number): Promise<Buff
   }
   return Buffer.concat(chunks);
 }
+
+/** A request failed on a reused keep-alive socket before any answer (see UpstreamClient.once). */
+class StaleSocket extends Error {}

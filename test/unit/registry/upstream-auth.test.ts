@@ -95,3 +95,28 @@ test("bearer: a realm outside the upstream's registrable domain is refused, cred
   await assert.rejects(client.request("GET", "/v2/a/manifests/x", { scope: "repository:a:pull" }), (e: Error & { code?: string }) => e.code === "STRATA_REGISTRY_REALM_FOREIGN");
   assert.equal(reg.seen.filter((s) => s.path.startsWith("/token")).length, 0);
 });
+
+test("a kept-alive socket the upstream dropped while idle: the GET is sent again once on a fresh socket", async (t) => {
+  // The second request on the first connection meets a socket the server destroys without answering (what a
+  // server closing an idle keep-alive socket looks like to the client that just reused it).
+  let connections = 0;
+  const server = http.createServer((req, res) => {
+    const n = (req.socket as { n?: number }).n;
+    if (n === 1 && (req.socket as { served?: number }).served === 1) return req.socket.destroy();
+    (req.socket as { served?: number }).served = ((req.socket as { served?: number }).served ?? 0) + 1;
+    res.end(`ok ${req.url}`);
+  });
+  server.on("connection", (s) => ((s as unknown as { n: number }).n = ++connections));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const client = new UpstreamClient({ name: "stale", url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 2000, logger: silentLogger() });
+  const read = async (path: string): Promise<string> => {
+    const res = await client.request("GET", path, { scope: "repository:a:pull" });
+    let body = "";
+    for await (const chunk of res) body += String(chunk);
+    return body;
+  };
+  assert.equal(await read("/v2/a/manifests/1"), "ok /v2/a/manifests/1");
+  assert.equal(await read("/v2/a/manifests/2"), "ok /v2/a/manifests/2");
+  assert.equal(connections, 2, "the retry went out on a new connection");
+});
