@@ -4,8 +4,10 @@
  *
  *   q\0{endpoint}\0{qseq hex}   queued message          value: record
  *   x\0{qseq hex}               dead letter             value: record (header carries endpoint, reason, at)
- *   d\0{strata id}              dedup memory            value: f64 deadline (written when a message leaves
- *                               its queue; a queued record is its own dedup entry, read back on open)
+ *   e\0{seq hex}                dedup memory            value: JSON [[id, deadline], …] of the ids that left
+ *                               their queues in one ack or dead letter (a queued record is its own dedup
+ *                               entry, read back on open; see dedup.ts)
+ *   d\0{strata id}              dedup memory, older     value: f64 deadline; folded into an e-record on open
  *   k\0{namespace}\0{key}       kv entry                value: JSON
  *   s\0ids                      id reservation limit    value: f64
  *
@@ -26,7 +28,6 @@ export function queueKey(endpoint: string, qseq: number): string {
   return `q${SEP}${endpoint}${SEP}${seqHex(qseq)}`;
 }
 export const deadKey = (qseq: number): string => `x${SEP}${seqHex(qseq)}`;
-export const dedupKey = (id: string): string => `d${SEP}${id}`;
 export const kvKey = (ns: string, key: string): string => `k${SEP}${ns}${SEP}${key}`;
 
 /** Parses `q\0{endpoint}\0{hex}`; undefined for a malformed key. */

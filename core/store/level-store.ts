@@ -10,9 +10,10 @@ import type { DeadLetter, DropCause, EnqueueOptions, EnqueueResult, EndpointQueu
 import { GroupCommit, type Op } from "./group-commit.js";
 import { Deque } from "./deque.js";
 import { LevelKv } from "./kv.js";
+import { DedupMemory } from "./dedup.js";
 import { LANES, LevelQueue, type Entry, type QueueHost } from "./queue.js";
 import {
-  IDS_KEY, SEP, decodeF64, decodeHeader, decodeRecord, dedupKey, encodeF64, encodeRecord, parseDeadKey,
+  IDS_KEY, SEP, decodeF64, decodeHeader, decodeRecord, encodeF64, encodeRecord, parseDeadKey,
   parseQueueKey, queueKey,
 } from "./codec.js";
 
@@ -69,8 +70,8 @@ export class LevelStore implements Store {
   private idsDirty = false;
 
   private qseq = 0;
-  /** Dedup memory: id → deadline, insertion order (the oldest are evicted first beyond dedupMax). */
-  private readonly seen = new Map<string, number>();
+  /** Ids taken from others, until their deadline (see dedup.ts). */
+  private readonly dedup: DedupMemory;
   /** Enqueues not yet durable, so a concurrent duplicate waits for the first one's outcome. */
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly dead = new Deque<DeadIndex>();
@@ -85,7 +86,6 @@ export class LevelStore implements Store {
 
   private readonly sweepIntervalMs: number;
   private readonly cacheBytes: number;
-  private readonly dedupMax: number;
   private readonly idBlock: number;
   private readonly deadRetentionMs: number;
   private readonly shareQuota: number;
@@ -104,7 +104,7 @@ export class LevelStore implements Store {
     this.now = opts.now ?? Date.now;
     this.sweepIntervalMs = opts.sweepIntervalMs ?? 60_000;
     this.cacheBytes = opts.cacheBytes ?? 64 * 1024 * 1024;
-    this.dedupMax = opts.dedupMax ?? 1_000_000;
+    this.dedup = new DedupMemory(opts.dedupMax ?? 1_000_000);
     this.idBlock = opts.idBlock ?? 10_000;
     this.deadRetentionMs = opts.deadLetterRetentionMs ?? 7 * 24 * 3600_000;
     this.shareQuota = opts.shareQuota ?? 0.5;
@@ -150,7 +150,7 @@ export class LevelStore implements Store {
       this.countShare(share, bytes);
       this.queueOf(parsed.endpoint).insert(this.entry(parsed.qseq, key, h.i, h.s, share, h.g ?? h.s, h.p, h.d, h.a, bytes, undefined));
       // A queued message is its own dedup record (no d-key until it leaves the queue: one op less per append).
-      if (h.d > openedAt && !this.minted(h.i)) this.seen.set(h.i, h.d);
+      if (h.d > openedAt && !this.minted(h.i)) this.dedup.remember(h.i, h.d);
     }
     for await (const [key, value] of this.db.iterator({ gte: `x${SEP}`, lt: "x\u0001" })) {
       const qseq = parseDeadKey(key);
@@ -160,12 +160,7 @@ export class LevelStore implements Store {
       this.usedBytes += bytes;
       this.dead.push({ qseq, at: h.a, bytes });
     }
-    const now = this.now();
-    for await (const [key, value] of this.db.iterator({ gte: `d${SEP}`, lt: "d\u0001" })) {
-      const deadline = decodeF64(value);
-      if (deadline <= now) stale.push({ type: "del", key });
-      else this.seen.set(key.slice(2), deadline);
-    }
+    for (const op of await this.dedup.load(this.db, this.now())) stale.push(op);
     this.qseq = maxQseq + 1;
     this.state = "open";
     // Reserve the first block of ids durably before any is handed out.
@@ -179,7 +174,7 @@ export class LevelStore implements Store {
     }
     this.log.info({
       path: this.opts.path, queued: [...this.queues.values()].reduce((n, q) => n + q.depth(), 0),
-      deadLetters: this.dead.length, dedup: this.seen.size, usedBytes: this.usedBytes, ms: this.now() - started,
+      deadLetters: this.dead.length, dedup: this.dedup.size, usedBytes: this.usedBytes, ms: this.now() - started,
     }, "store opened");
   }
 
@@ -211,7 +206,7 @@ export class LevelStore implements Store {
     const id = message.id;
     const mintedHere = this.minted(id);
     const first = mintedHere ? undefined : this.inflight.get(id);
-    if (first || (!mintedHere && this.seen.has(id))) {
+    if (first || (!mintedHere && this.dedup.has(id))) {
       this.counters.duplicates++;
       // Answer only once the first copy is durable: the caller acks its sender on this answer.
       if (first) await first;
@@ -253,7 +248,7 @@ export class LevelStore implements Store {
     this.countShare(share, size);
     const ops: Op[] = planned.map((p) => ({ type: "put", key: p.key, value }));
     const write = this.commit.append(ops, () => {
-      if (!mintedHere) this.rememberId(id, message.deadline);
+      if (!mintedHere) this.dedup.remember(id, message.deadline);
       this.counters.appended++;
       for (const p of planned) {
         const e = this.entry(p.qseq, p.key, id, message.source, share, group, message.priority, message.deadline, now, p.bytes, undefined);
@@ -310,11 +305,7 @@ export class LevelStore implements Store {
     const now = this.now();
     let ttl = 0;
     for (const q of this.queues.values()) ttl += q.sweepExpired(now);
-    const ops: Op[] = [];
-    for (const [id, deadline] of this.seen) {
-      if (deadline <= now) { this.seen.delete(id); ops.push({ type: "del", key: dedupKey(id) }); }
-    }
-    const dedup = ops.length;
+    const { forgotten: dedup, ops } = this.dedup.sweep(now);
     let deadLetters = 0;
     while (this.dead.length && (this.dead.peek() as DeadIndex).at + this.deadRetentionMs <= now) {
       const d = this.dead.shift() as DeadIndex;
@@ -372,18 +363,6 @@ export class LevelStore implements Store {
     this.queuedBytes += bytes;
   }
 
-  private rememberId(id: string, deadline: number): void {
-    this.seen.set(id, deadline);
-    if (this.seen.size <= this.dedupMax) return;
-    const ops: Op[] = [];
-    for (const [old] of this.seen) {
-      if (this.seen.size <= this.dedupMax) break;
-      this.seen.delete(old);
-      ops.push({ type: "del", key: dedupKey(old) });
-    }
-    this.commit.append(ops).catch((err: unknown) => this.log.warn({ err }, "dedup eviction write failed"));
-  }
-
   private idOps(): Op[] {
     if (!this.idsDirty) return [];
     this.idsDirty = false;
@@ -396,7 +375,11 @@ export class LevelStore implements Store {
       now: () => this.now(),
       assertOpen: () => this.assertOpen(),
       nextQseq: () => this.qseq++,
-      minted: (id) => this.minted(id),
+      leaving: (entries) => {
+        const ids: [string, number][] = [];
+        for (const e of entries) if (!this.minted(e.id)) ids.push([e.id, e.deadline]);
+        return this.dedup.leaving(ids);
+      },
       readValues: (keys) => this.db.getMany(keys),
       append: (ops, onDurable, onFailed) => this.commit.append(ops, onDurable, onFailed),
       appendSettled: (ops, onWritten) => this.settled.append(ops, onWritten),

@@ -11,7 +11,7 @@ import type { Message } from "../message.js";
 import type { EndpointQueue, Lease } from "./types.js";
 import type { Op } from "./group-commit.js";
 import { Deque } from "./deque.js";
-import { deadKey, dedupKey, encodeF64, encodeRecord, decodeRecord } from "./codec.js";
+import { deadKey, encodeRecord, decodeRecord } from "./codec.js";
 
 export const LANES = 10;
 /** Lane p gets 10 - p turns per round: priority 9 still gets 1 in 55 when every lane is busy. */
@@ -44,8 +44,8 @@ export interface QueueHost {
   now(): number;
   assertOpen(): void;
   nextQseq(): number;
-  /** The id was minted by this store (see LevelStore.minted): nothing can send it again, so no dedup record. */
-  minted(id: string): boolean;
+  /** Ops that keep the ids of entries leaving their queue in the dedup memory on disk (see dedup.ts). */
+  leaving(entries: readonly Entry[]): Op[];
   readValues(keys: string[]): Promise<(Buffer | undefined)[]>;
   append(ops: Op[], onDurable?: () => void, onFailed?: () => void): Promise<void>;
   /** Writes ops that may be undone by a power loss without losing a message (acks): no fsync of their own. */
@@ -143,13 +143,10 @@ export class LevelQueue implements EndpointQueue {
     this.host.assertOpen();
     const entries = this.entriesOf(leases);
     if (entries.length === 0) return;
-    // The record leaves, its dedup key takes over in the same atomic batch: the id is never forgotten early.
-    // Unsynced (see LevelStore.settled): a power loss can only undo the ack, which means a redelivery.
-    const ops: Op[] = [];
-    for (const e of entries) {
-      ops.push({ type: "del", key: e.key });
-      if (!this.host.minted(e.id)) ops.push({ type: "put", key: dedupKey(e.id), value: encodeF64(e.deadline) });
-    }
+    // The records leave, one dedup record of their ids takes over in the same atomic batch: no id is
+    // forgotten early. Unsynced (see LevelStore.settled): a power loss can only undo the ack, which means a redelivery.
+    const ops: Op[] = this.host.leaving(entries);
+    for (const e of entries) ops.push({ type: "del", key: e.key });
     await this.host.appendSettled(ops, () => {
       let n = 0;
       for (const e of entries) if (!e.gone) { this.remove(e); n++; }
@@ -180,10 +177,7 @@ export class LevelQueue implements EndpointQueue {
     const key = deadKey(qseq);
     // A dead letter's stored-at is when it was dead-lettered (the retention clock and `DeadLetter.at`).
     const value = encodeRecord(lease.message, at, { endpoint: this.endpoint, reason });
-    await this.host.append([
-      { type: "del", key: e.key }, { type: "put", key, value },
-      { type: "put", key: dedupKey(e.id), value: encodeF64(e.deadline) },
-    ], () => {
+    await this.host.append([{ type: "del", key: e.key }, { type: "put", key, value }, ...this.host.leaving([e])], () => {
       this.remove(e);
       this.host.addDeadLetter(qseq, at, Buffer.byteLength(key) + value.length);
     });

@@ -171,15 +171,101 @@ test("ids minted here leave no dedup record when acked; a child's ids do", async
   await s1.close();
   const { ClassicLevel } = await import("classic-level");
   const db = new ClassicLevel<string, Buffer>(path, { keyEncoding: "utf8", valueEncoding: "buffer" });
-  const dedupKeys: string[] = [];
-  for await (const key of db.keys({ gte: "d\u0000", lt: "d\u0001" })) dedupKeys.push(key.slice(2));
+  const dedupIds = await idsOnDisk(db);
   await db.close();
-  assert.deepEqual(dedupKeys, ["gw0:7"]);
+  assert.deepEqual(dedupIds, ["gw0:7"]);
   // The child's id is still refused after a restart.
   const s2 = new LevelStore(opts);
   await s2.open();
   t.after(() => s2.close());
   assert.deepEqual(await s2.enqueue({ ...child }, ["up"]), { duplicate: true });
+});
+
+/** The ids in the store's dedup records (`e\0…`), oldest first. */
+async function idsOnDisk(db: import("classic-level").ClassicLevel<string, Buffer>): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const v of db.values({ gte: "e\u0000", lt: "e\u0001" })) {
+    for (const [id] of JSON.parse(v.toString()) as [string, number][]) ids.push(id);
+  }
+  return ids;
+}
+
+async function rawDb(path: string) {
+  const { ClassicLevel } = await import("classic-level");
+  const db = new ClassicLevel<string, Buffer>(path, { keyEncoding: "utf8", valueEncoding: "buffer" });
+  await db.open();
+  return db;
+}
+
+test("dedup records: one per ack, bounded on disk by dedupMax, deleted once expired, still refusing after reopen", async (t) => {
+  const clock = new Clock();
+  const path = join(tempDir(t), "db");
+  const opts = { path, gatewayId: "gw1", quotaBytes: 1 << 26, logger: silentLogger(), sweepIntervalMs: 0, now: clock.now, dedupMax: 25 };
+  const s1 = new LevelStore(opts);
+  await s1.open();
+  const q = s1.queue("up");
+  for (let batch = 0; batch < 3; batch++) {
+    for (let i = 0; i < 10; i++) {
+      const n = batch * 10 + i;
+      await s1.enqueue(msg("d1", n, { id: `gw0:${n}`, deadline: clock.t + (batch === 2 ? 60_000 : 1000) }, clock.t), ["up"]);
+    }
+    await q.ack(await q.lease(10));
+  }
+  await s1.close();
+  let db = await rawDb(path);
+  let keys: string[] = [];
+  for await (const k of db.keys({ gte: "e\u0000", lt: "e\u0001" })) keys.push(k);
+  // 30 ids left in 3 acks; beyond dedupMax (25) the oldest record (10 ids) went.
+  assert.equal(keys.length, 2);
+  assert.deepEqual(await idsOnDisk(db), Array.from({ length: 20 }, (_, i) => `gw0:${i + 10}`));
+  await db.close();
+
+  const s2 = new LevelStore(opts);
+  await s2.open();
+  assert.deepEqual(await s2.enqueue(msg("d1", 15, { id: "gw0:15", deadline: clock.t + 1000 }, clock.t), ["up"]), { duplicate: true });
+  assert.deepEqual(await s2.enqueue(msg("d1", 25, { id: "gw0:25", deadline: clock.t + 1000 }, clock.t), ["up"]), { duplicate: true });
+  clock.t += 2000; // the second record's ids expired, the third's did not
+  const swept = await s2.sweep();
+  assert.equal(swept.dedup, 10);
+  await s2.close();
+  db = await rawDb(path);
+  assert.deepEqual(await idsOnDisk(db), Array.from({ length: 10 }, (_, i) => `gw0:${i + 20}`));
+  await db.close();
+  const s3 = new LevelStore(opts);
+  await s3.open();
+  t.after(() => s3.close());
+  assert.deepEqual(await s3.enqueue(msg("d1", 25, { id: "gw0:25", deadline: clock.t + 1000 }, clock.t), ["up"]), { duplicate: true });
+  assert.deepEqual(await s3.enqueue(msg("d1", 15, { id: "gw0:15", deadline: clock.t + 1000 }, clock.t), ["up"]), { duplicate: false });
+});
+
+test("dedup: one-key-per-id records of an older store are folded into one record on open, expired ones dropped", async (t) => {
+  const clock = new Clock();
+  const path = join(tempDir(t), "db");
+  const { encodeF64 } = await import("../../../core/store/codec.js");
+  let db = await rawDb(path);
+  await db.batch([
+    { type: "put", key: "d\u0000gw0:1", value: encodeF64(clock.t + 60_000) },
+    { type: "put", key: "d\u0000gw0:2", value: encodeF64(clock.t - 1) },
+    { type: "put", key: "d\u0000gw0:3", value: encodeF64(clock.t + 60_000) },
+  ]);
+  await db.close();
+  const opts = { path, gatewayId: "gw1", quotaBytes: 1 << 26, logger: silentLogger(), sweepIntervalMs: 0, now: clock.now };
+  const s1 = new LevelStore(opts);
+  await s1.open();
+  assert.deepEqual(await s1.enqueue(msg("d1", 1, { id: "gw0:1" }, clock.t), ["up"]), { duplicate: true });
+  assert.deepEqual(await s1.enqueue(msg("d1", 2, { id: "gw0:2" }, clock.t), ["up"]), { duplicate: false });
+  await s1.close();
+  db = await rawDb(path);
+  const legacy: string[] = [];
+  for await (const k of db.keys({ gte: "d\u0000", lt: "d\u0001" })) legacy.push(k);
+  const ids = await idsOnDisk(db);
+  await db.close();
+  assert.deepEqual(legacy, []);
+  assert.deepEqual(ids, ["gw0:1", "gw0:3"]);
+  const s2 = new LevelStore(opts);
+  await s2.open();
+  t.after(() => s2.close());
+  assert.deepEqual(await s2.enqueue(msg("d1", 3, { id: "gw0:3" }, clock.t), ["up"]), { duplicate: true });
 });
 
 test("dedup memory is bounded and swept after the deadline", async (t) => {
