@@ -61,6 +61,18 @@ export interface QueueHost {
   addDeadLetter(qseq: number, at: number, bytes: number): void;
 }
 
+const ENTRY = Symbol("strata.queueEntry");
+const OWNER = Symbol("strata.queue");
+
+/**
+ * A lease carries its entry under a symbol, instead of a WeakMap lease → entry: a WeakMap entry per message
+ * is an ephemeron the GC must trace on every cycle, and leases churn at the message rate.
+ */
+interface QueueLease extends Lease {
+  [ENTRY]?: Entry;
+  [OWNER]?: LevelQueue;
+}
+
 /** One fairness share in a lane: its sources' FIFOs, served round-robin. */
 class Share {
   readonly sources = new Map<string, Deque<Entry>>();
@@ -83,7 +95,6 @@ export class LevelQueue implements EndpointQueue {
   private readonly lanes: Lane[] = Array.from({ length: LANES }, (_, p) => new Lane(laneWeight(p)));
   /** Every queued entry, leased or not, by qseq (insertion order = age order). */
   private readonly all = new Map<number, Entry>();
-  private readonly leases = new WeakMap<Lease, Entry>();
   private waiters = new Set<() => void>();
 
   constructor(readonly endpoint: string, private readonly host: QueueHost) {}
@@ -130,8 +141,7 @@ export class LevelQueue implements EndpointQueue {
         this.remove(e);
         continue;
       }
-      const lease: Lease = { message: e.message, endpoint: this.endpoint, attempts: e.attempts };
-      this.leases.set(lease, e);
+      const lease: QueueLease = { message: e.message, endpoint: this.endpoint, attempts: e.attempts, [ENTRY]: e, [OWNER]: this };
       out.push(lease);
       // The lease holds the message now; keep the cache for entries not yet handed out.
       this.host.forgetCache(e);
@@ -155,15 +165,17 @@ export class LevelQueue implements EndpointQueue {
   }
 
   release(leases: readonly Lease[]): void {
-    const entries = this.entriesOf(leases).sort((a, b) => b.qseq - a.qseq);
-    for (const e of entries) {
+    const back: { e: Entry; lease: QueueLease }[] = [];
+    for (const lease of leases as readonly QueueLease[]) {
+      const e = this.entryOf(lease);
+      if (e) back.push({ e, lease });
+    }
+    back.sort((a, b) => b.e.qseq - a.e.qseq);
+    for (const { e, lease } of back) {
       e.leased = false;
       e.attempts++;
-      const lease = leases.find((l) => this.leases.get(l) === e);
-      if (lease) {
-        this.leases.delete(lease);
-        this.host.cache(e, lease.message);
-      }
+      lease[ENTRY] = undefined;
+      this.host.cache(e, lease.message);
       this.makeAvailable(e, true);
     }
   }
@@ -327,9 +339,15 @@ export class LevelQueue implements EndpointQueue {
   private entriesOf(leases: readonly Lease[]): Entry[] {
     const out: Entry[] = [];
     for (const l of leases) {
-      const e = this.leases.get(l);
-      if (e && e.leased && !e.gone) out.push(e);
+      const e = this.entryOf(l);
+      if (e) out.push(e);
     }
     return out;
+  }
+
+  /** The entry a lease of this queue holds, while it is leased and queued. */
+  private entryOf(lease: QueueLease): Entry | undefined {
+    const e = lease[OWNER] === this ? lease[ENTRY] : undefined;
+    return e && e.leased && !e.gone ? e : undefined;
   }
 }
