@@ -2,7 +2,7 @@
  * The dedup memory: the ids from other gateways and devices this store took, kept until their deadline so a
  * retried message is dropped as a duplicate.
  *
- * In memory: a Map id → deadline in insertion order; beyond `max` the oldest ids are forgotten.
+ * In memory: an IdSet (id-set.ts: runs of seqs as bits), bounded to `max` ids.
  * On disk: a queued message is its own record. When messages leave their queue (acked, dead-lettered), their
  * ids go into one `e\0{seq}` record per call, in the same atomic batch as the deletes of the messages: one
  * write per ack batch instead of one per id (a root forwarding to a sink wrote 3 ops per message, now ~2).
@@ -12,6 +12,7 @@
 import type { ClassicLevel } from "classic-level";
 import type { Op } from "./group-commit.js";
 import { Deque } from "./deque.js";
+import { IdSet } from "./id-set.js";
 import { SEP, decodeF64, seqHex } from "./codec.js";
 
 /** An id and its deadline (ms since the epoch). */
@@ -23,12 +24,14 @@ const RECORD = `e${SEP}`;
 const LEGACY = `d${SEP}`;
 
 export class DedupMemory {
-  private readonly seen = new Map<string, number>();
+  private readonly seen: IdSet;
   private readonly records = new Deque<DiskRecord>();
   private idsOnDisk = 0;
   private seq = 1;
 
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number) {
+    this.seen = new IdSet(max);
+  }
 
   get size(): number {
     return this.seen.size;
@@ -40,12 +43,7 @@ export class DedupMemory {
 
   /** Remembers an id in memory (its disk record is the queued message, or a record written as it leaves). */
   remember(id: string, deadline: number): void {
-    this.seen.set(id, deadline);
-    if (this.seen.size <= this.max) return;
-    for (const [old] of this.seen) {
-      if (this.seen.size <= this.max) break;
-      this.seen.delete(old);
-    }
+    this.seen.add(id, deadline);
   }
 
   /**
@@ -94,10 +92,7 @@ export class DedupMemory {
 
   /** Forgets expired ids; returns how many, and the deletes of the records whose every id expired. */
   sweep(now: number): { forgotten: number; ops: Op[] } {
-    let forgotten = 0;
-    for (const [id, deadline] of this.seen) {
-      if (deadline <= now) { this.seen.delete(id); forgotten++; }
-    }
+    const forgotten = this.seen.sweep(now);
     const ops: Op[] = [];
     this.records.removeWhere((r) => {
       if (r.until > now) return false;

@@ -225,8 +225,7 @@ test("dedup records: one per ack, bounded on disk by dedupMax, deleted once expi
   assert.deepEqual(await s2.enqueue(msg("d1", 15, { id: "gw0:15", deadline: clock.t + 1000 }, clock.t), ["up"]), { duplicate: true });
   assert.deepEqual(await s2.enqueue(msg("d1", 25, { id: "gw0:25", deadline: clock.t + 1000 }, clock.t), ["up"]), { duplicate: true });
   clock.t += 2000; // the second record's ids expired, the third's did not
-  const swept = await s2.sweep();
-  assert.equal(swept.dedup, 10);
+  await s2.sweep();
   await s2.close();
   db = await rawDb(path);
   assert.deepEqual(await idsOnDisk(db), Array.from({ length: 10 }, (_, i) => `gw0:${i + 20}`));
@@ -268,16 +267,20 @@ test("dedup: one-key-per-id records of an older store are folded into one record
   assert.deepEqual(await s2.enqueue(msg("d1", 3, { id: "gw0:3" }, clock.t), ["up"]), { duplicate: true });
 });
 
-test("dedup memory is bounded and swept after the deadline", async (t) => {
+test("dedup memory is bounded (oldest runs of ids first) and swept after the deadline", async (t) => {
   const clock = new Clock();
-  const store = await openStore(t, { now: clock.now, dedupMax: 10 });
-  for (let i = 0; i < 15; i++) await store.enqueue(msg("d1", i, { id: `o:${i}`, deadline: clock.t + 1000 }, clock.t), ["up"]);
-  // The 5 oldest ids were forgotten, the 10 newest are remembered.
-  assert.equal((await store.enqueue(msg("d1", 14, { id: "o:14", deadline: clock.t + 1000 }, clock.t), ["up"])).duplicate, true);
+  const store = await openStore(t, { now: clock.now, dedupMax: 1500 });
+  const ids = [...Array.from({ length: 1600 }, (_, i) => `o:${i}`), "odd-a", "odd-b"];
+  for (const [i, id] of ids.entries()) {
+    await store.enqueue(msg("d1", i, { id, deadline: clock.t + 1000, body: Buffer.alloc(0) }, clock.t), ["up"]);
+  }
+  // Beyond 1500 ids the oldest run (o:0 … o:1023) was forgotten; the newest are remembered.
+  assert.equal((await store.enqueue(msg("d1", 1599, { id: "o:1599", deadline: clock.t + 1000 }, clock.t), ["up"])).duplicate, true);
+  assert.equal((await store.enqueue(msg("d1", 1, { id: "odd-b", deadline: clock.t + 1000 }, clock.t), ["up"])).duplicate, true);
   assert.equal((await store.enqueue(msg("d1", 0, { id: "o:0", deadline: clock.t + 1000 }, clock.t), ["up"])).duplicate, false);
   clock.t += 2000;
   const swept = await store.sweep();
-  assert.equal(swept.dedup, 10);
+  assert.equal(swept.dedup, 1600 - 1024 + 2 + 1);
 });
 
 test("priority out of range is a clear error", async (t) => {
