@@ -57,6 +57,8 @@ export class LevelStore implements Store {
    * the consumer dedups by id), never lost; and an ack no longer takes an fsync slot the devices' writes wait behind.
    */
   private readonly settled: GroupCommit;
+  /** Range deletes of acked records still running (close waits for them). */
+  private readonly clearing = new Set<Promise<void>>();
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly queues = new Map<string, LevelQueue>();
@@ -184,6 +186,7 @@ export class LevelStore implements Store {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.commit.drain();
     await this.settled.drain();
+    while (this.clearing.size) await Promise.all([...this.clearing]);
     this.state = "closed";
     await this.db.close();
     for (const q of this.queues.values()) q.wake();
@@ -383,6 +386,13 @@ export class LevelStore implements Store {
       readValues: (keys) => this.db.getMany(keys),
       append: (ops, onDurable, onFailed) => this.commit.append(ops, onDurable, onFailed),
       appendSettled: (ops, onWritten) => this.settled.append(ops, onWritten),
+      clearRange: (first, last) => {
+        const done = this.db.clear({ gte: first, lte: last })
+          // Not fatal: the records stay on disk and come back after a restart (delivered again, at least once).
+          .catch((err: unknown) => this.log.warn({ err, first, last }, "delete of acknowledged messages failed"))
+          .finally(() => this.clearing.delete(done));
+        this.clearing.add(done);
+      },
       forget: (e) => {
         this.usedBytes -= e.bytes;
         this.countShare(e.share, -e.bytes);

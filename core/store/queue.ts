@@ -14,6 +14,8 @@ import { Deque } from "./deque.js";
 import { deadKey, encodeRecord, decodeRecord } from "./codec.js";
 
 export const LANES = 10;
+/** Acked runs at least this long are deleted with one range clear instead of a delete per record. */
+const MIN_CLEAR_RUN = 16;
 /** Lane p gets 10 - p turns per round: priority 9 still gets 1 in 55 when every lane is busy. */
 export const laneWeight = (p: number): number => LANES - p;
 
@@ -50,6 +52,8 @@ export interface QueueHost {
   append(ops: Op[], onDurable?: () => void, onFailed?: () => void): Promise<void>;
   /** Writes ops that may be undone by a power loss without losing a message (acks): no fsync of their own. */
   appendSettled(ops: Op[], onWritten?: () => void): Promise<void>;
+  /** Deletes the keys from `first` to `last` inclusive, as appendSettled does (done on the I/O thread). */
+  clearRange(first: string, last: string): void;
   /** The entry left the queue (acked, expired, dead-lettered): release its quota bytes and cache. */
   forget(entry: Entry): void;
   /** Keeps `m` in memory with the entry when the read cache has room. */
@@ -153,15 +157,17 @@ export class LevelQueue implements EndpointQueue {
     this.host.assertOpen();
     const entries = this.entriesOf(leases);
     if (entries.length === 0) return;
-    // The records leave, one dedup record of their ids takes over in the same atomic batch: no id is
-    // forgotten early. Unsynced (see LevelStore.settled): a power loss can only undo the ack, which means a redelivery.
+    // One dedup record of their ids is written first, then the records leave: no id is forgotten early.
+    // Unsynced (see LevelStore.settled): a power loss can only undo the ack, which means a redelivery.
+    const { runs, singles } = this.acked(entries);
     const ops: Op[] = this.host.leaving(entries);
-    for (const e of entries) ops.push({ type: "del", key: e.key });
+    for (const e of singles) ops.push({ type: "del", key: e.key });
     await this.host.appendSettled(ops, () => {
       let n = 0;
       for (const e of entries) if (!e.gone) { this.remove(e); n++; }
       this.host.countAcked(n);
     });
+    for (const [first, last] of runs) this.host.clearRange(first, last);
   }
 
   release(leases: readonly Lease[]): void {
@@ -334,6 +340,36 @@ export class LevelQueue implements EndpointQueue {
     e.gone = true;
     this.all.delete(e.qseq);
     this.host.forget(e);
+  }
+
+  /**
+   * Splits acked entries into runs that are consecutive in this queue (nothing queued between them, so one
+   * range clear deletes exactly them: the native batch costs ~1.5 µs of main thread per key, a clear runs on
+   * the I/O thread) and singles. Walks the queue from its oldest entry, a bounded distance.
+   */
+  private acked(entries: readonly Entry[]): { runs: [string, string][]; singles: Entry[] } {
+    const runs: [string, string][] = [];
+    const singles: Entry[] = [];
+    if (entries.length < MIN_CLEAR_RUN) return { runs, singles: [...entries] };
+    const acking = new Set(entries);
+    let run: Entry[] = [];
+    const close = (): void => {
+      if (run.length >= MIN_CLEAR_RUN) runs.push([run[0]!.key, run[run.length - 1]!.key]);
+      else for (const e of run) singles.push(e);
+      run = [];
+    };
+    let budget = entries.length + 256;
+    for (const e of this.all.values()) {
+      if (acking.has(e)) {
+        run.push(e);
+        acking.delete(e);
+        if (acking.size === 0) break;
+      } else if (run.length) close();
+      if (--budget === 0) break;
+    }
+    close();
+    for (const e of acking) singles.push(e);
+    return { runs, singles };
   }
 
   private entriesOf(leases: readonly Lease[]): Entry[] {

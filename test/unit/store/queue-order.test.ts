@@ -132,3 +132,32 @@ test("a store already open elsewhere fails with STRATA_STORE_OPEN naming the pat
   const second = new LevelStore({ path, gatewayId: "gw1", quotaBytes: 1000, logger: silentLogger(), sweepIntervalMs: 0 });
   await assert.rejects(second.open(), (e: Error & { code?: string }) => e.code === "STRATA_STORE_OPEN" && e.message.includes(path));
 });
+
+test("acked runs leave the disk as ranges; what was queued between them, or in another endpoint, stays", async (t) => {
+  const path = join(tempDir(t), "db");
+  const opts = { path, gatewayId: "gw1", quotaBytes: 1 << 26, logger: silentLogger(), sweepIntervalMs: 0 };
+  const s1 = new LevelStore(opts);
+  await s1.open();
+  // Two sources interleaved in one queue, and a second endpoint sharing every message.
+  for (let i = 0; i < 200; i++) await s1.enqueue(msg(i % 2 ? "b" : "a", i), ["up", "side"]);
+  const q = s1.queue("up");
+  const leased = await q.lease(200);
+  // Ack all but three in the middle and one at each end: the acked ones form runs around holes.
+  const keep = new Set([0, 57, 58, 120, 199]);
+  await q.ack(leased.filter((l) => !keep.has(nOf(l.message))));
+  q.release(leased.filter((l) => keep.has(nOf(l.message))));
+  // And a short run (fewer than the range threshold) on the side endpoint, deleted key by key.
+  const side = s1.queue("side");
+  const sideLeased = await side.lease(5);
+  await side.ack(sideLeased);
+  await s1.close();
+
+  const s2 = new LevelStore(opts);
+  await s2.open();
+  t.after(() => s2.close());
+  assert.deepEqual((await s2.queue("up").lease(500)).map((l) => nOf(l.message)).sort((x, y) => x - y), [...keep]);
+  assert.equal(s2.queue("side").depth(), 195);
+  const sideAcked = new Set(sideLeased.map((l) => nOf(l.message)));
+  const sideLeft = (await s2.queue("side").lease(500)).map((l) => nOf(l.message)).sort((x, y) => x - y);
+  assert.deepEqual(sideLeft, Array.from({ length: 200 }, (_, i) => i).filter((n) => !sideAcked.has(n)));
+});
