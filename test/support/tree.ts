@@ -69,7 +69,7 @@ export class TreeGateway {
   /** Spawns `strata start` and resolves once it printed that it runs (listeners bound; upstream may still connect). */
   async start(timeoutMs = 30_000): Promise<void> {
     if (this.running) throw new Error(`${this.id} is already running`);
-    const proc = spawn(process.execPath, [CLI, "start", "--config", this.configFile], {
+    const proc = spawn(process.execPath, [...gatewayNodeArgs(), CLI, "start", "--config", this.configFile], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, STRATA_LOG_LEVEL: undefined },
     });
@@ -292,13 +292,22 @@ export async function buildTree(spec: TreeSpec): Promise<Tree> {
       });
     },
     async cleanup() {
-      // Profiling (NODE_OPTIONS=--cpu-prof) needs a clean exit for the profile to be written.
-      const graceful = (process.env.NODE_OPTIONS ?? "").includes("--cpu-prof");
+      // Profiling (NODE_OPTIONS=--cpu-prof, STRATA_GATEWAY_NODE_ARGS) needs a clean exit for the profile to be written.
+      const graceful = (process.env.NODE_OPTIONS ?? "").includes("--cpu-prof") || gatewayNodeArgs().length > 0;
       for (const g of [...gateways.values()].reverse()) await (graceful ? g.stop() : g.kill());
       rmSync(dir, { recursive: true, force: true });
     },
   };
   return tree;
+}
+
+/**
+ * Extra node flags for the gateways tests and benches spawn, from STRATA_GATEWAY_NODE_ARGS (space-separated),
+ * for flags NODE_OPTIONS refuses or that must not reach the load generator, e.g.
+ * `STRATA_GATEWAY_NODE_ARGS="--heap-prof --heap-prof-dir=/tmp/hp" node dist/test/bench/run.js chain`.
+ */
+function gatewayNodeArgs(): string[] {
+  return (process.env.STRATA_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
 }
 
 /** Runs the strata CLI to completion; resolves with stdout, rejects with stderr on a non-zero exit. */
