@@ -1,3 +1,4 @@
+import "./quiet-debug.js";
 import "reflect-metadata";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

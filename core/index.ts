@@ -2,6 +2,7 @@
  * Core's public face: the only module plugins import. Everything a plugin may use is re-exported here;
  * anything not exported is internal and may change without notice.
  */
+import "./quiet-debug.js";
 import "reflect-metadata";
 
 export { inject, injectable, type DependencyContainer } from "tsyringe";

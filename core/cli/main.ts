@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "../quiet-debug.js";
 import "reflect-metadata";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";

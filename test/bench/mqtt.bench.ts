@@ -11,13 +11,15 @@
  *
  *   node dist/test/bench/run.js mqtt [--seconds 10] [--devices 20] [--window 100] [--rate 5000]
  *                                    [--repeat 3] [--only mosquitto,mosquitto-large,strata] [--modes max,rate] [--modes max,rate]
- *   STRATA_BENCH_PROF=<dir> writes a CPU profile of the gateway process there.
+ *   STRATA_BENCH_PROF=<dir> writes a CPU profile of the gateway process there; STRATA_GATEWAY_NODE_ARGS adds
+ *   node flags to the gateway process (e.g. "--trace-gc").
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { signSas } from "../../core/index.js";
 import { startMosquitto, type Mosquitto } from "../support/mosquitto.js";
+import { gatewayNodeArgs } from "../support/tree.js";
 import { PAYLOAD_BYTES, arg, payload, percentile } from "./common.js";
 
 interface Options {
@@ -199,7 +201,7 @@ async function startStrataChild(sinkUrl: string, devices: number): Promise<{ chi
   const prof = process.env.STRATA_BENCH_PROF;
   const child = fork(join(__dirname, "run.js"), ["mqtt", "--child-gateway", sinkUrl, String(devices)], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
-    execArgv: prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [],
+    execArgv: [...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : []), ...gatewayNodeArgs()],
   });
   const ready = await new Promise<ChildReady>((resolve, reject) => {
     child.once("message", (m) => resolve(m as ChildReady));

@@ -2,6 +2,10 @@
  * Benchmark dispatcher: `node dist/test/bench/run.js <scenario> [args…]` (or `npm run bench -- <scenario>`).
  * Each scenario is a module exporting `run(args)`; add yours to SCENARIOS (mqtt, chain, …).
  */
+// First, before MQTT.js and rhea create their loggers: disabled `debug` calls allocate nothing (core/quiet-debug.ts),
+// in the load generator as in a gateway the benches fork from here.
+import "../../core/quiet-debug.js";
+
 export interface BenchModule {
   run(args: string[]): Promise<void>;
 }

@@ -306,7 +306,7 @@ export async function buildTree(spec: TreeSpec): Promise<Tree> {
  * for flags NODE_OPTIONS refuses or that must not reach the load generator, e.g.
  * `STRATA_GATEWAY_NODE_ARGS="--heap-prof --heap-prof-dir=/tmp/hp" node dist/test/bench/run.js chain`.
  */
-function gatewayNodeArgs(): string[] {
+export function gatewayNodeArgs(): string[] {
   return (process.env.STRATA_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
 }
 
