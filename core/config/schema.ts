@@ -76,8 +76,6 @@ export const storeSchema = z.strictObject({
    * 1 turns the limit off.
    */
   share_quota: z.number().gt(0).max(1).default(0.5),
-  /** Group-commit window: how long appends wait to share one synced batch. */
-  commit_window_ms: z.number().min(0).max(1000).default(2),
 });
 
 /** A route: IoT Hub's syntax as a string, or a table with priority 0–9 (0 highest) and a TTL. */

@@ -18,7 +18,10 @@ class Batch {
 /**
  * Group commit: every append joins the pending batch; one flush at a time writes the whole batch with
  * `db.batch(ops, { sync })` and resolves its appends only after it returns, then repeats while more are
- * pending. 100 concurrent writers share one fsync instead of paying one each (spikes.md §4).
+ * pending. 100 concurrent writers share one fsync instead of paying one each (spikes.md §4). There is no timer
+ * window: the batch that fills while one fsync runs is the next one, so a lone write waits for nothing and a busy
+ * store batches as much as its disk is slow (a `[store] commit_window_ms` key once said otherwise and was never
+ * read; it is gone, and a config that still sets it is refused naming it).
  */
 export class GroupCommit {
   private pending: Batch | undefined;

@@ -162,3 +162,9 @@ test("the embedded default is a root gateway on localhost with files under the b
   assert.match(c.tls.ca_file, /^\/srv\/x\/\.strata\/pki\//);
   assert.equal(c.service?.owner_key_file, "/srv/x/.strata/secrets/iothubowner.key");
 });
+
+test("[store] commit_window_ms, never read by the store, is refused by name (group commit has no timer window)", () => {
+  const lines = problems(`${MINIMAL}\n[store]\ncommit_window_ms = 2\n`);
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(lines[0]!, /^store\.commit_window_ms: unknown key/);
+});
