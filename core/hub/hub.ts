@@ -3,7 +3,7 @@ import type { Identities, IdentityEvent, IdentityRecord, Principal } from "../id
 import type { Logger } from "../log.js";
 import type { IdentityId, InboundMessage, Message } from "../message.js";
 import type { Endpoint, Router } from "../router/types.js";
-import type { Lease, Store } from "../store/types.js";
+import type { EnqueueItem, Lease, Store } from "../store/types.js";
 import { Drain } from "./drain.js";
 import { c2dQueue, FEEDBACK, inputQueue, parseInputQueue, sinkQueue, UPSTREAM } from "./queues.js";
 import { mergePatch, TwinStore, versioned } from "./twins.js";
@@ -121,24 +121,76 @@ export class CoreHub implements Hub {
   }
 
   async forward(principal: Principal, message: Message): Promise<IngestResult> {
-    if (message.source !== principal.id) {
-      throw new StrataError("STRATA_HUB_SOURCE_MISMATCH", `message ${message.id} claims source ${message.source} but arrived for ${principal.id}`);
+    return (await this.forwardMany(principal, [message]))[0]!;
+  }
+
+  /**
+   * Messages a child forwarded together (one batched transfer): each is offered to the forward handlers,
+   * routed, and the rest made durable in one store write (Store.enqueueMany) rather than one each.
+   */
+  async forwardMany(principal: Principal, messages: readonly Message[]): Promise<IngestResult[]> {
+    for (const m of messages) {
+      if (m.source !== principal.id) {
+        throw new StrataError("STRATA_HUB_SOURCE_MISMATCH", `message ${m.id} claims source ${m.source} but arrived for ${principal.id}`);
+      }
     }
     if (this.ready) await this.ready;
-    let result: IngestResult | undefined;
-    for (const h of this.forwardHandlers) {
-      result = await h.take?.(principal, message);
-      if (result) break;
-    }
-    if (!result) {
+    const results = new Array<IngestResult>(messages.length);
+    const items: EnqueueItem[] = [];
+    const at: number[] = [];
+    const taken: Promise<void>[] = [];
+    // The fairness share is the first hop below this gateway: the child whose link carried it (the actor of an
+    // on-behalf-of principal), so a child with many leaves gets one share, not one per leaf.
+    const options = { share: fairnessShare(principal), group: fairnessGroup(principal) };
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      const handled = this.offerToHandlers(principal, message);
+      if (handled) {
+        taken.push(handled.then((r) => { results[i] = r; }));
+        continue;
+      }
       const copy: Message = { ...message };
-      // The fairness share is the first hop below this gateway: the child whose link carried it (the actor of an
-      // on-behalf-of principal), so a child with many leaves gets one share, not one per leaf.
-      result = await this.enqueue(copy, this.route(copy, false), fairnessShare(principal), fairnessGroup(principal));
+      const endpoints = this.route(copy, false);
+      if (endpoints.length === 0) {
+        results[i] = this.unrouted(copy);
+        continue;
+      }
+      items.push({ message: copy, endpoints, options });
+      at.push(i);
     }
-    this.counters.forwarded++;
-    for (const h of this.forwardHandlers) h.accepted?.(message);
-    return result;
+    if (items.length) {
+      const stored = await this.opts.store.enqueueMany(items);
+      for (let j = 0; j < items.length; j++) {
+        const { message, endpoints } = items[j]!;
+        const { duplicate } = stored[j]!;
+        if (duplicate) this.counters.duplicates++;
+        for (const q of endpoints) this.wakeInputDrain(q);
+        results[at[j]!] = { id: message.id, duplicate, endpoints: endpoints as string[] };
+      }
+    }
+    if (taken.length) await Promise.all(taken);
+    this.counters.forwarded += messages.length;
+    for (const h of this.forwardHandlers) if (h.accepted) for (const m of messages) h.accepted(m);
+    return results;
+  }
+
+  /**
+   * The first forward handler that takes the message, and those after it if it answers nothing, then the
+   * queues if none does; undefined (no promise, no tick) when no handler takes it — the common case.
+   */
+  private offerToHandlers(principal: Principal, message: Message): Promise<IngestResult> | undefined {
+    for (let k = 0; k < this.forwardHandlers.length; k++) {
+      const first = this.forwardHandlers[k]!.take?.(principal, message);
+      if (!first) continue;
+      return (async () => {
+        let result = await first;
+        for (let n = k + 1; !result && n < this.forwardHandlers.length; n++) result = await this.forwardHandlers[n]!.take?.(principal, message);
+        if (result) return result;
+        const copy: Message = { ...message };
+        return this.enqueue(copy, this.route(copy, false), fairnessShare(principal), fairnessGroup(principal));
+      })();
+    }
+    return undefined;
   }
 
   addForwardHandler(handler: ForwardHandler): () => void {
@@ -183,15 +235,17 @@ export class CoreHub implements Hub {
   }
 
   private async enqueue(message: Message, endpoints: string[], share: string, group?: string): Promise<IngestResult> {
-    if (endpoints.length === 0) {
-      this.counters.unrouted++;
-      this.opts.logger.debug({ messageId: message.id, source: message.source }, "message matched no route");
-      return { id: message.id, duplicate: false, endpoints };
-    }
+    if (endpoints.length === 0) return this.unrouted(message);
     const { duplicate } = await this.opts.store.enqueue(message, endpoints, group === undefined ? { share } : { share, group });
     if (duplicate) this.counters.duplicates++;
     for (const q of endpoints) this.wakeInputDrain(q);
     return { id: message.id, duplicate, endpoints };
+  }
+
+  private unrouted(message: Message): IngestResult {
+    this.counters.unrouted++;
+    this.opts.logger.debug({ messageId: message.id, source: message.source }, "message matched no route");
+    return { id: message.id, duplicate: false, endpoints: [] };
   }
 
   // ---- endpoint consumers ----------------------------------------------------------------------------

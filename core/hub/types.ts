@@ -107,6 +107,8 @@ export interface Hub {
   ingest(principal: Principal, message: InboundMessage): Promise<IngestResult>;
   /** A message that already has a Strata id (from a child gateway): kept as is, deduplicated by its id. */
   forward(principal: Principal, message: Message): Promise<IngestResult>;
+  /** `forward` for the messages of one batched transfer: one durable store write for all; results in order. */
+  forwardMany(principal: Principal, messages: readonly Message[]): Promise<IngestResult[]>;
   /** Adds a system handler to the forward path (see ForwardHandler); returns its removal. */
   addForwardHandler(handler: ForwardHandler): () => void;
 

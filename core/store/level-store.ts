@@ -6,7 +6,7 @@ import { ClassicLevel } from "classic-level";
 import { StrataError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Message } from "../message.js";
-import type { DeadLetter, DropCause, EnqueueOptions, EnqueueResult, EndpointQueue, Kv, Store, StoreStats } from "./types.js";
+import type { DeadLetter, DropCause, EnqueueItem, EnqueueOptions, EnqueueResult, EndpointQueue, Kv, Store, StoreStats } from "./types.js";
 import { GroupCommit, type Op } from "./group-commit.js";
 import { Deque } from "./deque.js";
 import { LevelKv } from "./kv.js";
@@ -46,6 +46,12 @@ export interface LevelStoreOptions {
 }
 
 interface DeadIndex { qseq: number; at: number; bytes: number }
+
+/** One message's admission to the store (see `admit`). */
+type Admission =
+  | { kind: "duplicate"; first: Promise<void> | undefined }
+  | { kind: "expired" }
+  | { kind: "write"; minted: boolean; ops: Op[]; durable: () => void; failed: () => void };
 
 export class LevelStore implements Store {
   private readonly db: ClassicLevel<string, Buffer>;
@@ -206,19 +212,97 @@ export class LevelStore implements Store {
 
   async enqueue(message: Message, endpoints: readonly string[], options: EnqueueOptions = {}): Promise<EnqueueResult> {
     this.assertOpen();
+    const a = this.admit(message, endpoints, options, this.now());
+    if (a.kind === "duplicate") {
+      // Answer only once the first copy is durable: the caller acks its sender on this answer.
+      if (a.first) await a.first;
+      return { duplicate: true };
+    }
+    if (a.kind === "expired") return { duplicate: false };
+    const write = this.commit.append(a.ops, a.durable, a.failed);
+    if (a.minted) {
+      await write;
+      return { duplicate: false };
+    }
+    const id = message.id;
+    this.inflight.set(id, write);
+    try {
+      await write;
+    } finally {
+      this.inflight.delete(id);
+    }
+    return { duplicate: false };
+  }
+
+  /**
+   * What `enqueue` does for each item, in one group-commit append with one promise and one durable callback for
+   * the lot: a child's batch of 64 messages paid 64 of each (and 64 inflight promises) for the same one fsync.
+   * Results in item order. A refused item (quota, priority) rejects the call; the items before it are appended
+   * all the same and become durable, as concurrent enqueues would, and the caller's retry finds them duplicates.
+   */
+  async enqueueMany(items: readonly EnqueueItem[]): Promise<EnqueueResult[]> {
+    this.assertOpen();
+    const now = this.now();
+    const results: EnqueueResult[] = new Array<EnqueueResult>(items.length);
+    const waits: Promise<unknown>[] = [];
+    const ops: Op[] = [];
+    const durable: (() => void)[] = [];
+    const failed: (() => void)[] = [];
+    const remembered: string[] = [];
+    const here = new Set<string>();
+    let refused: unknown;
+    for (let i = 0; i < items.length; i++) {
+      const { message, endpoints, options } = items[i]!;
+      if (here.has(message.id)) {
+        // The same id twice in one call: the second is a duplicate of the first, answered with the same write.
+        this.counters.duplicates++;
+        results[i] = { duplicate: true };
+        continue;
+      }
+      let a: Admission;
+      try {
+        a = this.admit(message, endpoints, options ?? {}, now);
+      } catch (err) {
+        refused = err;
+        break;
+      }
+      results[i] = { duplicate: a.kind === "duplicate" };
+      if (a.kind === "duplicate" && a.first) waits.push(a.first);
+      if (a.kind !== "write") continue;
+      here.add(message.id);
+      for (const op of a.ops) ops.push(op);
+      durable.push(a.durable);
+      failed.push(a.failed);
+      if (!a.minted) remembered.push(message.id);
+    }
+    if (ops.length) {
+      const write = this.commit.append(ops, () => { for (const f of durable) f(); }, () => { for (const f of failed) f(); });
+      for (const id of remembered) this.inflight.set(id, write);
+      const forget = () => { for (const id of remembered) if (this.inflight.get(id) === write) this.inflight.delete(id); };
+      write.then(forget, forget);
+      waits.push(write);
+    }
+    if (refused !== undefined) throw refused;
+    await Promise.all(waits);
+    return results;
+  }
+
+  /**
+   * The checks and the planned write of one message: a duplicate (counted; `first` is the write of the copy
+   * in flight, if any), expired (counted), or the ops to append with what to do once they are durable or
+   * failed. Throws STRATA_STORE_PRIORITY or STRATA_STORE_QUOTA; on "write" the bytes are already counted.
+   */
+  private admit(message: Message, endpoints: readonly string[], options: EnqueueOptions, now: number): Admission {
     const id = message.id;
     const mintedHere = this.minted(id);
     const first = mintedHere ? undefined : this.inflight.get(id);
     if (first || (!mintedHere && this.dedup.has(id))) {
       this.counters.duplicates++;
-      // Answer only once the first copy is durable: the caller acks its sender on this answer.
-      if (first) await first;
-      return { duplicate: true };
+      return { kind: "duplicate", first };
     }
-    const now = this.now();
     if (message.deadline <= now) {
       this.dropped.ttl++;
-      return { duplicate: false };
+      return { kind: "expired" };
     }
     if (!(message.priority >= 0 && message.priority < LANES) || !Number.isInteger(message.priority)) {
       throw new StrataError("STRATA_STORE_PRIORITY",
@@ -249,27 +333,21 @@ export class LevelStore implements Store {
     }
     this.usedBytes += size;
     this.countShare(share, size);
-    const ops: Op[] = planned.map((p) => ({ type: "put", key: p.key, value }));
-    const write = this.commit.append(ops, () => {
-      if (!mintedHere) this.dedup.remember(id, message.deadline);
-      this.counters.appended++;
-      for (const p of planned) {
-        const e = this.entry(p.qseq, p.key, id, message.source, share, group, message.priority, message.deadline, now, p.bytes, undefined);
-        this.host.cache(e, message);
-        this.queueOf(p.endpoint).insert(e);
-      }
-    }, () => { this.usedBytes -= size; this.countShare(share, -size); });
-    if (mintedHere) {
-      await write;
-      return { duplicate: false };
-    }
-    this.inflight.set(id, write);
-    try {
-      await write;
-    } finally {
-      this.inflight.delete(id);
-    }
-    return { duplicate: false };
+    return {
+      kind: "write",
+      minted: mintedHere,
+      ops: planned.map((p) => ({ type: "put", key: p.key, value })),
+      durable: () => {
+        if (!mintedHere) this.dedup.remember(id, message.deadline);
+        this.counters.appended++;
+        for (const p of planned) {
+          const e = this.entry(p.qseq, p.key, id, message.source, share, group, message.priority, message.deadline, now, p.bytes, undefined);
+          this.host.cache(e, message);
+          this.queueOf(p.endpoint).insert(e);
+        }
+      },
+      failed: () => { this.usedBytes -= size; this.countShare(share, -size); },
+    };
   }
 
   queue(endpoint: string): EndpointQueue {

@@ -66,6 +66,13 @@ export interface EnqueueOptions {
   group?: string;
 }
 
+/** One message of an `enqueueMany` call and the endpoint queues it goes onto. */
+export interface EnqueueItem {
+  message: Message;
+  endpoints: readonly string[];
+  options?: EnqueueOptions;
+}
+
 export interface EnqueueResult {
   /** The id was seen before at this hop: nothing was written (counted as a duplicate). */
   duplicate: boolean;
@@ -108,6 +115,11 @@ export interface Store {
    * shares have messages queued (see EnqueueOptions).
    */
   enqueue(message: Message, endpoints: readonly string[], options?: EnqueueOptions): Promise<EnqueueResult>;
+  /**
+   * `enqueue` for several messages in one durable write (one promise, one group-commit append): results in
+   * order. A refusal of one item rejects the call; the items before it are written all the same.
+   */
+  enqueueMany(items: readonly EnqueueItem[]): Promise<EnqueueResult[]>;
   queue(endpoint: string): EndpointQueue;
   /** The dead-letter area, newest last. */
   deadLetters(limit?: number): Promise<DeadLetter[]>;

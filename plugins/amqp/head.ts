@@ -551,7 +551,7 @@ export class AmqpHead {
       return refuse("amqp:decode-error", (err as Error).message);
     }
     try {
-      await this.durably(dl, () => Promise.all(messages.map((m) => this.opts.hub.forward(dl.principal, m))));
+      await this.durably(dl, () => this.opts.hub.forwardMany(dl.principal, messages));
       if (!receiver.is_open()) return;
       delivery.accept();
     } catch (err) {
