@@ -6,5 +6,5 @@ export {
 } from "./convert.js";
 export { IDENTITY_REFUSED_CONDITIONS, PERMANENT_CONDITIONS, REFUSAL_ATTEMPTS, outcomeForRefusal } from "./refusals.js";
 export { upstreamFromConfig } from "./from-config.js";
-export { BATCH_CAPABILITY, BATCH_FORMAT, RECORD_BATCH_CAPABILITY, decodeBatch, encodeBatch, encodeRecordBatch, type DecodedBatch } from "./batch.js";
+export { BATCH_CAPABILITY, BATCH_FORMAT, MIXED_BATCH_CAPABILITY, RECORD_BATCH_CAPABILITY, decodeBatch, encodeBatch, encodeRecordBatch, type DecodedBatch } from "./batch.js";
 export { patchRheaBuffers, patchRheaDispositions } from "./rhea-dispositions.js";

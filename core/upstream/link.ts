@@ -48,8 +48,8 @@ export interface UpstreamLinkOptions {
   pipeline?: number;
   /** Send first attempts in batched transfers when the parent offers them (batch.ts). Default true. */
   batches?: boolean;
-  /** The highest batch version to use (tests pin 1 to exercise it). Default 2. */
-  batchVersion?: 1 | 2;
+  /** The highest batch version to use (tests pin 1 or 2 to exercise them). Default 3. */
+  batchVersion?: 1 | 2 | 3;
   /** AMQP idle timeout advertised to the parent. Default 20 s. */
   idleTimeoutMs?: number;
   now?: () => number;
@@ -68,7 +68,7 @@ interface Live {
   /** Set by `drop`: nothing more goes out on it, even before the connect loop has noticed. */
   dead?: boolean;
   /** The batch version used with this parent (batch.ts); 0 when it takes none. */
-  batches: 0 | 1 | 2;
+  batches: 0 | 1 | 2 | 3;
 }
 
 /**
@@ -83,6 +83,8 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
   private target: DialTarget;
   /** The connection the latest batch went out on (a pipelined batch must use the same one). */
   private lastBatchOn: Live | undefined;
+  /** The latest batch went out whole on this gateway's own link, in version 3 transfers (see `deliver`). */
+  private lastBatchMixed = false;
   /**
    * Some message came back not accepted (or its link closed): batches already behind it must not go out
    * before the drain has put it back in the queue — until the next unpipelined batch, nothing pipelined is sent.
@@ -283,7 +285,7 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     const closed = new Promise<void>((resolve) => (markClosed = resolve));
     const live: Live = {
       connection, container, transport, cbs: new CbsChannel(connection), senders: new Map(), closed, markClosed,
-      batches: this.opts.batches === false ? 0 : (Math.min(offeredBatchVersion(connection as never), this.opts.batchVersion ?? 2) as 0 | 1 | 2),
+      batches: this.opts.batches === false ? 0 : (Math.min(offeredBatchVersion(connection as never), this.opts.batchVersion ?? 3) as 0 | 1 | 2 | 3),
     };
     const onDown = (ctx: { error?: unknown; connection?: { error?: unknown } }) => {
       const error = ctx.error ?? ctx.connection?.error;
@@ -378,7 +380,28 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     }
     const live = this.live;
     if (!live || live.dead) return outcomes;
+    // Version 3: first attempts of every identity in one stream of transfers on this gateway's own link. Not
+    // with a retried message in the batch (it goes alone on its identity's link, as before), and not pipelined
+    // behind a batch that went per identity (the two links' transfers could then cross): per-source order holds
+    // because each source's messages of a batch travel on one link, in order, and batches on one link keep theirs.
+    const mixed = live.batches === 3 && this.firstAttemptsInScope(leases);
+    if (ctx?.pipelined && mixed !== this.lastBatchMixed) {
+      this.barrier = true;
+      return outcomes;
+    }
     this.lastBatchOn = live;
+    this.lastBatchMixed = mixed;
+    if (mixed) {
+      const settlements = await Promise.race([
+        this.sendAll(live, this.opts.self, leases, ctx?.pipelined ?? false, true),
+        new Promise<undefined>((resolve) => {
+          if (signal.aborted) resolve(undefined);
+          signal.addEventListener("abort", () => resolve(undefined), { once: true });
+        }),
+      ]);
+      if (settlements) settlements.forEach((s, i) => (outcomes[i] = this.outcome(s, leases[i]!)));
+      return outcomes;
+    }
     const bySource = new Map<IdentityId, number[]>();
     for (let i = 0; i < leases.length; i++) {
       const source = leases[i]!.message.source;
@@ -403,14 +426,31 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     return outcomes;
   }
 
-  /** One transfer's payload in the batch version this parent takes. */
-  private encodeChunk(live: Live, chunk: readonly Message[], now: number): { payload: Buffer; count: number } {
-    const payload = live.batches === 2 ? encodeRecordBatch(chunk, now) : encodeBatch(chunk.map((m) => toAmqpMessage(m, now)));
+  /** Every lease a first attempt, from an identity still in this gateway's scope (one chain walk per source). */
+  private firstAttemptsInScope(leases: readonly Lease[]): boolean {
+    const checked = new Set<IdentityId>();
+    for (const l of leases) {
+      if (l.attempts > 0) return false;
+      const source = l.message.source;
+      if (checked.has(source)) continue;
+      if (!this.opts.identities.authChain(source)) return false;
+      checked.add(source);
+    }
+    return true;
+  }
+
+  /** One transfer's payload in the batch version this parent takes (3: several identities, on our own link). */
+  private encodeChunk(live: Live, chunk: readonly Message[], now: number, mixed: boolean): { payload: Buffer; count: number } {
+    const payload = mixed ? encodeRecordBatch(chunk, now, 3)
+      : live.batches >= 2 ? encodeRecordBatch(chunk, now) : encodeBatch(chunk.map((m) => toAmqpMessage(m, now)));
     return { payload, count: chunk.length };
   }
 
-  /** The same identity's messages, in order, on its one link. */
-  private async sendAll(live: Live, source: IdentityId, leases: readonly Lease[], pipelined: boolean): Promise<Settlement[]> {
+  /**
+   * The same identity's messages, in order, on its one link; or (`mixed`, source = this gateway) the first
+   * attempts of any identities, in order, in version 3 transfers on this gateway's own link.
+   */
+  private async sendAll(live: Live, source: IdentityId, leases: readonly Lease[], pipelined: boolean, mixed = false): Promise<Settlement[]> {
     const chain = this.opts.identities.authChain(source);
     if (!chain) {
       // No longer in this gateway's scope (removed here after it was queued): refused as the parent would.
@@ -439,16 +479,16 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     let bytes = 0;
     const flush = () => {
       if (chunk.length === 0) return;
-      const sent = (chunk.length === 1
+      const sent = (chunk.length === 1 && !mixed
         ? sender.send(toAmqpMessage(chunk[0]!, now), now)
-        : sender.sendBatch(this.encodeChunk(live, chunk, now), now).then(asBatchOutcome)).then(watch);
+        : sender.sendBatch(this.encodeChunk(live, chunk, now, mixed), now).then(asBatchOutcome)).then(watch);
       for (let i = 0; i < chunk.length; i++) settlements.push(sent);
       chunk = [];
       bytes = 0;
     };
     for (const l of leases) {
       const size = l.message.body.length;
-      if (!live.batches || l.attempts > 0 || size > BATCH_MAX_BYTES / 2) {
+      if (!mixed && (!live.batches || l.attempts > 0 || size > BATCH_MAX_BYTES / 2)) {
         flush();
         settlements.push(sender.send(toAmqpMessage(l.message, now), now).then(watch));
         continue;

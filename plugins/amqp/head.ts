@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import rhea, { type Connection, type Container, type Delivery, type EventContext, type Receiver, type Sender } from "rhea";
 import {
-  BATCH_CAPABILITY, BATCH_FORMAT, RECORD_BATCH_CAPABILITY, decodeBatch, identityId, isStrataError, patchRheaBuffers, patchRheaDispositions,
+  BATCH_CAPABILITY, BATCH_FORMAT, MIXED_BATCH_CAPABILITY, RECORD_BATCH_CAPABILITY, decodeBatch, identityId, isStrataError, patchRheaBuffers, patchRheaDispositions,
   type AuthResult, type Hub, type Identities, type InboundMessage, type Logger, type Message, type Principal,
 } from "../../core/index.js";
 import { AUTH_CHAIN_PROPERTY, parseAuthChain, parseLinkAddress, type DeviceAddress } from "./addresses.js";
@@ -86,7 +86,7 @@ export class AmqpHead {
 
   /** Connection options for one accepted socket (rhea reads link defaults from them). */
   connectionOptions(peer: PeerInfo): Record<string, unknown> {
-    return { autoaccept: false, credit_window: 0, strata_peer: peer, container_id: this.container.id, offered_capabilities: [BATCH_CAPABILITY, RECORD_BATCH_CAPABILITY] };
+    return { autoaccept: false, credit_window: 0, strata_peer: peer, container_id: this.container.id, offered_capabilities: [BATCH_CAPABILITY, RECORD_BATCH_CAPABILITY, MIXED_BATCH_CAPABILITY] };
   }
 
   /** Takes a socket a transport accepted (TLS stream or rhea-wrapped WebSocket). */
@@ -537,29 +537,71 @@ export class AmqpHead {
     if (payload.length > this.opts.config.max_message_bytes) {
       return refuse("amqp:link:message-size-exceeded", `batch of ${payload.length} bytes is over the limit of ${this.opts.config.max_message_bytes} bytes (plugins.amqp.max_message_bytes)`);
     }
-    let messages: Message[];
+    let groups: [Principal, Message[]][];
+    let count: number;
     try {
       const batch = decodeBatch(payload);
-      messages = batch.version === 2
-        ? batch.messages.map((m) => (m.source ? m : { ...m, source: dl.principal.id }))
-        : batch.messages.map((m) => {
-          const forwarded = strataMessageFromAmqp(m as AmqpMessageIn, dl.principal.id);
-          if (!forwarded) throw new Error("a batched message has no Strata id");
-          return forwarded;
-        });
+      count = batch.messages.length;
+      if (batch.version === 3) {
+        const mixed = this.bySource(dl.principal, batch.messages);
+        if (typeof mixed === "string") return refuse(UNAUTHORIZED, mixed);
+        groups = mixed;
+      } else {
+        groups = [[dl.principal, batch.version === 2
+          ? batch.messages.map((m) => (m.source ? m : { ...m, source: dl.principal.id }))
+          : batch.messages.map((m) => {
+            const forwarded = strataMessageFromAmqp(m as AmqpMessageIn, dl.principal.id);
+            if (!forwarded) throw new Error("a batched message has no Strata id");
+            return forwarded;
+          })]];
+      }
     } catch (err) {
       return refuse("amqp:decode-error", (err as Error).message);
     }
     try {
-      await this.durably(dl, () => this.opts.hub.forwardMany(dl.principal, messages));
+      const hub = this.opts.hub;
+      await this.durably<unknown>(dl, () => (groups.length === 1
+        ? hub.forwardMany(groups[0]![0], groups[0]![1])
+        : Promise.all(groups.map(([principal, messages]) => hub.forwardMany(principal, messages)))));
       if (!receiver.is_open()) return;
       delivery.accept();
     } catch (err) {
       if (!receiver.is_open()) return;
-      this.opts.log.warn({ err, identity: dl.principal.id, count: messages.length }, "amqp batch refused; the child sends each again alone");
+      this.opts.log.warn({ err, identity: dl.principal.id, count }, "amqp batch refused; the child sends each again alone");
       delivery.reject({ condition: "amqp:internal-error", description: (err as Error).message ?? String(err) });
     }
     this.grant(receiver);
+  }
+
+  /**
+   * A version 3 batch's messages grouped by source, each group with the principal it is forwarded for: the
+   * sending gateway itself, or an identity in its scope, checked as an on-behalf-of link for it would be (the
+   * chain as this gateway sees it, every identity on it enabled). A string names the first source refused; the
+   * child then sends each message alone on its identity's link, where the refusal lands on that message only.
+   */
+  private bySource(actor: Principal, messages: readonly Message[]): [Principal, Message[]][] | string {
+    if (actor.method === "on-behalf-of") {
+      return `a batch of several identities comes on the sending gateway's own link, not on one it holds for ${actor.id}`;
+    }
+    const groups = new Map<string, [Principal, Message[]]>();
+    for (const m of messages) {
+      const source = m.source || actor.id;
+      let group = groups.get(source);
+      if (!group) {
+        let principal = actor;
+        if (source !== actor.id) {
+          const chain = this.opts.identities.authChain(source);
+          const at = chain ? chain.indexOf(actor.id) : -1;
+          if (!chain || at < 1) return `record from ${source}: not in ${actor.id}'s scope at this gateway`;
+          const result = this.opts.identities.verifyOnBehalfOf(actor, source, chain.slice(0, at + 1));
+          if (!result.ok) return `record from ${source}: ${result.detail}`;
+          principal = result.principal;
+        }
+        groups.set(source, (group = [principal, []]));
+      }
+      group[1].push(m.source === source ? m : { ...m, source });
+    }
+    return [...groups.values()];
   }
 
   private readonly credits = new Map<Receiver, number>();

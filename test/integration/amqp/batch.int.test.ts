@@ -31,9 +31,10 @@ function countBatches(t: { after(fn: () => void): void }): { batches: number; me
 }
 
 async function childLink(
-  t: { after(fn: () => Promise<void>): void }, gw: Awaited<ReturnType<typeof amqpGateway>>, key: string, batchVersion: 1 | 2 = 2,
+  t: { after(fn: () => Promise<void>): void }, gw: Awaited<ReturnType<typeof amqpGateway>>, key: string, batchVersion: 1 | 2 | 3 = 3,
+  extraChains: Record<string, string[]> = {},
 ): Promise<UpstreamLink> {
-  const chains: Record<string, string[]> = { leafA: ["leafA", "child1"], leafB: ["leafB", "child1"], child1: ["child1"] };
+  const chains: Record<string, string[]> = { leafA: ["leafA", "child1"], leafB: ["leafB", "child1"], child1: ["child1"], ...extraChains };
   const link = new UpstreamLink({
     self: "child1", hub: gw.hubName, ca: gw.caPem, key, batchVersion, identities: { authChain: (id) => chains[id] }, logger: silentLogger(),
     parent: { hostname: "localhost", address: gw.address, amqp_port: gw.port("amqp"), https_port: gw.port("https"), transport: "amqps" },
@@ -44,7 +45,7 @@ async function childLink(
   return link;
 }
 
-for (const version of [1, 2] as const) test(`batch version ${version}: a child sends first attempts in batches; the parent stores every message once, in order per identity, with every field`, async (t) => {
+for (const version of [1, 2, 3] as const) test(`batch version ${version}: a child sends first attempts in batches; the parent stores every message once, in order per identity, with every field`, async (t) => {
   const seen = countBatches(t);
   const gw = await amqpGateway(t);
   const child = await gw.addDevice("child1", { edge: true });
@@ -55,7 +56,9 @@ for (const version of [1, 2] as const) test(`batch version ${version}: a child s
   const leases = Array.from({ length: 300 }, (_, i) => lease(i % 3 === 0 ? "leafB" : "leafA", i));
   const outcomes = await link.deliver(leases, new AbortController().signal);
   assert.deepEqual(new Set(outcomes), new Set(["delivered"]));
-  assert.ok(seen.batches >= 2 && seen.batches <= 10, `300 messages of two identities in a few batches, not ${seen.batches}`);
+  // Versions 1 and 2 go per identity (at least a transfer each); version 3 mixes them: 300 / 64 → 5 transfers.
+  if (version === 3) assert.equal(seen.batches, 5, "one stream of full transfers for both identities");
+  else assert.ok(seen.batches >= 6 && seen.batches <= 10, `300 messages of two identities in a few batches, not ${seen.batches}`);
   assert.equal(seen.messages, 300);
 
   const stored = await takeFromQueue(gw, "$upstream", 300);
@@ -96,4 +99,45 @@ test("a batch the parent refuses is sent again one by one, so the refusal lands 
   assert.equal(seen.batches, batchesBefore, "retries are never batched");
   const stored = await takeFromQueue(gw, "$upstream", 60);
   assert.deepEqual(stored.map((l) => Number(l.message.properties.n)), Array.from({ length: 60 }, (_, i) => i));
+});
+
+test("version 3: a record from outside the child's scope gets the whole transfer refused; sent again alone, only that message is refused", async (t) => {
+  const seen = countBatches(t);
+  const gw = await amqpGateway(t);
+  const child = await gw.addDevice("child1", { edge: true });
+  await gw.addDevice("leafA", { parent: "child1" });
+  // The child believes "stranger" is below it; the parent knows it under another gateway.
+  await gw.addDevice("other", { edge: true });
+  await gw.addDevice("stranger", { parent: "other" });
+  const link = await childLink(t, gw, child.key, 3, { stranger: ["stranger", "child1"] });
+
+  const leases = Array.from({ length: 20 }, (_, i) => lease(i === 7 ? "stranger" : "leafA", i));
+  const outcomes = await link.deliver(leases, new AbortController().signal);
+  assert.equal(seen.batches, 1);
+  assert.deepEqual(new Set(outcomes), new Set(["retry"]), "the refused transfer is no verdict on any one message");
+  assert.equal((await gw.gw.store.queue("$upstream").lease(50)).length, 0, "nothing of the refused transfer was stored");
+
+  // Retried (attempts + 1): each goes alone on its identity's link.
+  const again = await link.deliver(leases.map((l) => ({ ...l, attempts: 1 })), new AbortController().signal);
+  assert.equal(seen.batches, 1, "retries are never batched");
+  assert.notEqual(again[7], "delivered", "the stranger's message is refused on its own link");
+  assert.deepEqual(again.filter((_, i) => i !== 7), Array.from({ length: 19 }, () => "delivered"));
+  const stored = await takeFromQueue(gw, "$upstream", 19);
+  assert.deepEqual(stored.map((l) => Number(l.message.properties.n)), Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 7));
+  assert.ok(stored.every((l) => l.message.source === "leafA"));
+});
+
+test("version 3: the child's own messages and its leaves' share one transfer; each is stored for its own source", async (t) => {
+  const seen = countBatches(t);
+  const gw = await amqpGateway(t);
+  const child = await gw.addDevice("child1", { edge: true });
+  await gw.addDevice("leafA", { parent: "child1" });
+  await gw.addDevice("leafB", { parent: "child1" });
+  const link = await childLink(t, gw, child.key, 3);
+  const leases = [lease("child1", 0), lease("leafA", 1), lease("leafB", 2), lease("leafA", 3)];
+  assert.deepEqual(await link.deliver(leases, new AbortController().signal), ["delivered", "delivered", "delivered", "delivered"]);
+  assert.equal(seen.batches, 1);
+  const stored = await takeFromQueue(gw, "$upstream", 4);
+  assert.deepEqual(stored.map((l) => [l.message.source, Number(l.message.properties.n)]).sort((a, b) => Number(a[1]) - Number(b[1])),
+    [["child1", 0], ["leafA", 1], ["leafB", 2], ["leafA", 3]]);
 });

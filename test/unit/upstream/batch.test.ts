@@ -42,6 +42,15 @@ test("version 2: records come back as the same messages, in order, short and lon
   assert.deepEqual(back.messages, messages);
 });
 
+test("version 3: records of several sources come back as the same messages, marked as version 3", () => {
+  const messages = [strata(1, 10), strata(2, 20), strata(3, 30), strata(4, 40)];
+  assert.equal(new Set(messages.map((m) => m.source)).size, 3);
+  const sentAt = Date.now();
+  const back = decodeBatch(encodeRecordBatch(messages, sentAt, 3), sentAt + 5);
+  assert.equal(back.version, 3);
+  assert.deepEqual(back.messages, messages);
+});
+
 test("version 2: the deadline moves onto the receiver's clock when the sender's is off by more than the tolerance", () => {
   const [m] = [strata(1, 10)];
   const sentAt = 1_700_000_000_000;
@@ -82,6 +91,6 @@ test("version 2: a malformed record is refused with the field at fault", () => {
 });
 
 test("a batch of a version this gateway does not know is refused by name", () => {
-  const payload = rhea.message.encode({ message_annotations: { "x-opt-strata-batch": 3 }, body: rhea.message.data_sections([Buffer.alloc(4)]) } as unknown as rhea.Message);
-  assert.throws(() => decodeBatch(payload), /batch version 3 is not understood/);
+  const payload = rhea.message.encode({ message_annotations: { "x-opt-strata-batch": 4 }, body: rhea.message.data_sections([Buffer.alloc(4)]) } as unknown as rhea.Message);
+  assert.throws(() => decodeBatch(payload), /batch version 4 is not understood \(this gateway reads 1 to 3\)/);
 });
