@@ -363,6 +363,21 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
    */
   async deliver(leases: readonly Lease[], signal: AbortSignal, ctx?: DeliverContext): Promise<DeliveryOutcome[]> {
     const outcomes: DeliveryOutcome[] = leases.map(() => "retry");
+    // Version 3: first attempts of every identity in one stream of transfers on this gateway's own link. Not
+    // with a retried message in the batch (it goes alone on its identity's link, as before), and not pipelined
+    // behind a batch that went per identity (it goes per identity too): per-source order holds because each
+    // source's messages of a batch travel on one link, in order, and batches on one link keep theirs. Behind a
+    // mixed batch, one that cannot go mixed (a source just left the scope) is not sent: the drain retries it
+    // once the mixed one is settled. (Refusing the other way round turned every batch pipelined behind a retry
+    // into retries, which go alone: a drain after a restart fell to a few hundred messages a second.) Decided
+    // here, before any wait, so that a batch pipelined behind this one sees how this one goes.
+    const eligible = this.live?.batches === 3 && this.firstAttemptsInScope(leases);
+    if (ctx?.pipelined && this.lastBatchMixed && !eligible) {
+      this.barrier = true;
+      return outcomes;
+    }
+    const planned = eligible && (!ctx?.pipelined || this.lastBatchMixed);
+    this.lastBatchMixed = planned;
     if (ctx?.pipelined) {
       // Behind an unsettled batch: only on the same connection and while nothing failed, or this batch could
       // overtake the earlier one's retries.
@@ -380,17 +395,8 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     }
     const live = this.live;
     if (!live || live.dead) return outcomes;
-    // Version 3: first attempts of every identity in one stream of transfers on this gateway's own link. Not
-    // with a retried message in the batch (it goes alone on its identity's link, as before), and not pipelined
-    // behind a batch that went per identity (the two links' transfers could then cross): per-source order holds
-    // because each source's messages of a batch travel on one link, in order, and batches on one link keep theirs.
-    const mixed = live.batches === 3 && this.firstAttemptsInScope(leases);
-    if (ctx?.pipelined && mixed !== this.lastBatchMixed) {
-      this.barrier = true;
-      return outcomes;
-    }
+    const mixed = planned && live.batches === 3;
     this.lastBatchOn = live;
-    this.lastBatchMixed = mixed;
     if (mixed) {
       const settlements = await Promise.race([
         this.sendAll(live, this.opts.self, leases, ctx?.pipelined ?? false, true),

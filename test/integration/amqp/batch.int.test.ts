@@ -141,3 +141,35 @@ test("version 3: the child's own messages and its leaves' share one transfer; ea
   assert.deepEqual(stored.map((l) => [l.message.source, Number(l.message.properties.n)]).sort((a, b) => Number(a[1]) - Number(b[1])),
     [["child1", 0], ["leafA", 1], ["leafB", 2], ["leafA", 3]]);
 });
+
+test("version 3: a batch pipelined behind one that went per identity (it held a retry) goes per identity too, and is delivered", async (t) => {
+  const seen = countBatches(t);
+  const gw = await amqpGateway(t);
+  const child = await gw.addDevice("child1", { edge: true });
+  await gw.addDevice("leafA", { parent: "child1" });
+  await gw.addDevice("leafB", { parent: "child1" });
+  const link = await childLink(t, gw, child.key, 3);
+  const signal = new AbortController().signal;
+  // A batch before, as a drain always has one out before it pipelines: it went mixed (one transfer).
+  assert.deepEqual(await link.deliver([lease("leafA", 100), lease("leafB", 101)], signal), ["delivered", "delivered"]);
+  assert.equal(seen.batches, 1);
+  // The first batch holds a retried message: per identity (the retry alone, the rest in version 2 batches).
+  const first = [lease("leafA", 0, 32, 1), ...Array.from({ length: 9 }, (_, i) => lease(i % 2 ? "leafA" : "leafB", i + 1))];
+  const second = Array.from({ length: 10 }, (_, i) => lease(i % 2 ? "leafA" : "leafB", i + 10));
+  // As the drain hands them over: the first, then (after its own await of the next lease) the pipelined one.
+  const pending = link.deliver(first, signal);
+  await Promise.resolve();
+  const [a, b] = await Promise.all([pending, link.deliver(second, signal, { pipelined: true })]);
+  assert.deepEqual(new Set(a), new Set(["delivered"]));
+  assert.deepEqual(new Set(b), new Set(["delivered"]), "not refused: a refusal here turns every batch after a retry into retries");
+  assert.equal(seen.batches, 5, "two identities per batch, each batch per identity");
+  const stored = (await takeFromQueue(gw, "$upstream", 22)).filter((l) => Number(l.message.properties.n) < 100);
+  assert.equal(stored.length, 20);
+  for (const source of ["leafA", "leafB"]) {
+    const ns = stored.filter((l) => l.message.source === source).map((l) => Number(l.message.properties.n));
+    assert.deepEqual(ns, [...ns].sort((x, y) => x - y), `${source} in order`);
+  }
+  // The next unpipelined batch of first attempts goes mixed again: one transfer.
+  assert.deepEqual(new Set(await link.deliver(Array.from({ length: 6 }, (_, i) => lease(i % 2 ? "leafA" : "leafB", i + 20)), signal)), new Set(["delivered"]));
+  assert.equal(seen.batches, 6);
+});
