@@ -2,7 +2,7 @@
 // a real gateway's AMQP head (the parent side). The spy on IdentitySender.sendBatch only counts; the real
 // method runs.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { silentLogger, type Message } from "../../../core/index.js";
 import type { Lease } from "../../../core/store/types.js";
 import { UpstreamLink } from "../../../core/upstream/link.js";
@@ -45,13 +45,18 @@ async function childLink(
   return link;
 }
 
-for (const version of [1, 2, 3] as const) test(`batch version ${version}: a child sends first attempts in batches; the parent stores every message once, in order per identity, with every field`, async (t) => {
+/** A parent gateway with child1 (edge) and its leaves leafA and leafB, child1's link to it, and a transfer count. */
+async function childOfTwoLeaves(t: TestContext, version: 1 | 2 | 3) {
   const seen = countBatches(t);
   const gw = await amqpGateway(t);
   const child = await gw.addDevice("child1", { edge: true });
   await gw.addDevice("leafA", { parent: "child1" });
   await gw.addDevice("leafB", { parent: "child1" });
-  const link = await childLink(t, gw, child.key, version);
+  return { seen, gw, link: await childLink(t, gw, child.key, version) };
+}
+
+for (const version of [1, 2, 3] as const) test(`batch version ${version}: a child sends first attempts in batches; the parent stores every message once, in order per identity, with every field`, async (t) => {
+  const { seen, gw, link } = await childOfTwoLeaves(t, version);
 
   const leases = Array.from({ length: 300 }, (_, i) => lease(i % 3 === 0 ? "leafB" : "leafA", i));
   const outcomes = await link.deliver(leases, new AbortController().signal);
@@ -128,12 +133,7 @@ test("version 3: a record from outside the child's scope gets the whole transfer
 });
 
 test("version 3: the child's own messages and its leaves' share one transfer; each is stored for its own source", async (t) => {
-  const seen = countBatches(t);
-  const gw = await amqpGateway(t);
-  const child = await gw.addDevice("child1", { edge: true });
-  await gw.addDevice("leafA", { parent: "child1" });
-  await gw.addDevice("leafB", { parent: "child1" });
-  const link = await childLink(t, gw, child.key, 3);
+  const { seen, gw, link } = await childOfTwoLeaves(t, 3);
   const leases = [lease("child1", 0), lease("leafA", 1), lease("leafB", 2), lease("leafA", 3)];
   assert.deepEqual(await link.deliver(leases, new AbortController().signal), ["delivered", "delivered", "delivered", "delivered"]);
   assert.equal(seen.batches, 1);
@@ -143,12 +143,7 @@ test("version 3: the child's own messages and its leaves' share one transfer; ea
 });
 
 test("version 3: a batch pipelined behind one that went per identity (it held a retry) goes per identity too, and is delivered", async (t) => {
-  const seen = countBatches(t);
-  const gw = await amqpGateway(t);
-  const child = await gw.addDevice("child1", { edge: true });
-  await gw.addDevice("leafA", { parent: "child1" });
-  await gw.addDevice("leafB", { parent: "child1" });
-  const link = await childLink(t, gw, child.key, 3);
+  const { seen, gw, link } = await childOfTwoLeaves(t, 3);
   const signal = new AbortController().signal;
   // A batch before, as a drain always has one out before it pipelines: it went mixed (one transfer).
   assert.deepEqual(await link.deliver([lease("leafA", 100), lease("leafB", 101)], signal), ["delivered", "delivered"]);
