@@ -129,34 +129,49 @@ export class CoreHub implements Hub {
    * routed, and the rest made durable in one store write (Store.enqueueMany) rather than one each.
    */
   async forwardMany(principal: Principal, messages: readonly Message[]): Promise<IngestResult[]> {
-    for (const m of messages) {
-      if (m.source !== principal.id) {
-        throw new StrataError("STRATA_HUB_SOURCE_MISMATCH", `message ${m.id} claims source ${m.source} but arrived for ${principal.id}`);
+    return (await this.forwardGroups([[principal, messages]]))[0]!;
+  }
+
+  /**
+   * `forwardMany` for several principals at once — the sources of one version 3 batch, each with its own
+   * principal — in one store write rather than one per source (20 leaves' 60 messages were 20 writes, promise
+   * chains and wake-ups). Results per group, in order.
+   */
+  async forwardGroups(groups: readonly (readonly [Principal, readonly Message[]])[]): Promise<IngestResult[][]> {
+    for (const [principal, messages] of groups) {
+      for (const m of messages) {
+        if (m.source !== principal.id) {
+          throw new StrataError("STRATA_HUB_SOURCE_MISMATCH", `message ${m.id} claims source ${m.source} but arrived for ${principal.id}`);
+        }
       }
     }
     if (this.ready) await this.ready;
-    const results = new Array<IngestResult>(messages.length);
+    const results = groups.map(([, messages]) => new Array<IngestResult>(messages.length));
     const items: EnqueueItem[] = [];
-    const at: number[] = [];
+    const at: [number, number][] = [];
     const taken: Promise<void>[] = [];
-    // The fairness share is the first hop below this gateway: the child whose link carried it (the actor of an
-    // on-behalf-of principal), so a child with many leaves gets one share, not one per leaf.
-    const options = { share: fairnessShare(principal), group: fairnessGroup(principal) };
-    for (let i = 0; i < messages.length; i++) {
-      const message = messages[i]!;
-      const handled = this.offerToHandlers(principal, message);
-      if (handled) {
-        taken.push(handled.then((r) => { results[i] = r; }));
-        continue;
+    for (let g = 0; g < groups.length; g++) {
+      const [principal, messages] = groups[g]!;
+      const out = results[g]!;
+      // The fairness share is the first hop below this gateway: the child whose link carried it (the actor of
+      // an on-behalf-of principal), so a child with many leaves gets one share, not one per leaf.
+      const options = { share: fairnessShare(principal), group: fairnessGroup(principal) };
+      for (let i = 0; i < messages.length; i++) {
+        const message = messages[i]!;
+        const handled = this.offerToHandlers(principal, message);
+        if (handled) {
+          taken.push(handled.then((r) => { out[i] = r; }));
+          continue;
+        }
+        const copy: Message = { ...message };
+        const endpoints = this.route(copy, false);
+        if (endpoints.length === 0) {
+          out[i] = this.unrouted(copy);
+          continue;
+        }
+        items.push({ message: copy, endpoints, options });
+        at.push([g, i]);
       }
-      const copy: Message = { ...message };
-      const endpoints = this.route(copy, false);
-      if (endpoints.length === 0) {
-        results[i] = this.unrouted(copy);
-        continue;
-      }
-      items.push({ message: copy, endpoints, options });
-      at.push(i);
     }
     if (items.length) {
       const stored = await this.opts.store.enqueueMany(items);
@@ -165,12 +180,15 @@ export class CoreHub implements Hub {
         const { duplicate } = stored[j]!;
         if (duplicate) this.counters.duplicates++;
         for (const q of endpoints) this.wakeInputDrain(q);
-        results[at[j]!] = { id: message.id, duplicate, endpoints: endpoints as string[] };
+        const [g, i] = at[j]!;
+        results[g]![i] = { id: message.id, duplicate, endpoints: endpoints as string[] };
       }
     }
     if (taken.length) await Promise.all(taken);
-    this.counters.forwarded += messages.length;
-    for (const h of this.forwardHandlers) if (h.accepted) for (const m of messages) h.accepted(m);
+    for (const [, messages] of groups) {
+      this.counters.forwarded += messages.length;
+      for (const h of this.forwardHandlers) if (h.accepted) for (const m of messages) h.accepted(m);
+    }
     return results;
   }
 

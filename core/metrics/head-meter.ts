@@ -47,6 +47,15 @@ export function meterHead(metrics: Metrics | undefined, head: string, services: 
       inBytes.inc(bytes);
       return results;
     },
+    forwardGroups: (target) => async (groups: Parameters<Hub["forwardGroups"]>[0]) => {
+      const results = await target.forwardGroups(groups);
+      let n = 0;
+      let bytes = 0;
+      for (const [, messages] of groups) for (const message of messages) { n++; bytes += message.body.length; }
+      inMsgs.inc(n);
+      inBytes.inc(bytes);
+      return results;
+    },
     attach: (target) => (link: DeviceLink): Attachment => target.attach(meterLink(link, m, head)),
   });
   const checked = (result: AuthResult): AuthResult => {

@@ -560,9 +560,7 @@ export class AmqpHead {
     }
     try {
       const hub = this.opts.hub;
-      await this.durably<unknown>(dl, () => (groups.length === 1
-        ? hub.forwardMany(groups[0]![0], groups[0]![1])
-        : Promise.all(groups.map(([principal, messages]) => hub.forwardMany(principal, messages)))));
+      await this.durably(dl, () => hub.forwardGroups(groups));
       if (!receiver.is_open()) return;
       delivery.accept();
     } catch (err) {

@@ -257,6 +257,31 @@ test("forward keeps the origin's id and deadline and drops a duplicate", async (
   await assert.rejects(hub.forward(principal("other"), m), /claims source leaf/);
 });
 
+test("forwardGroups stores several sources' messages in one write, each under its source and in order; duplicates answered per message", async (t) => {
+  const { hub, store } = await setup(t);
+  const up = (id: string, source: string): Message => ({
+    id, origin: "child", source, enqueuedTime: 1000, deadline: Date.now() + 60_000, priority: 0,
+    body: Buffer.from(id), properties: {}, systemProperties: { connectionDeviceId: source },
+  });
+  const via = (id: string) => ({ ...principal(id), method: "on-behalf-of" as const, actor: "child" });
+  await hub.forward(via("leafB"), up("child:1", "leafB"));
+  const before = store.stats().appended;
+  const results = await hub.forwardGroups([
+    [via("leafA"), [up("child:2", "leafA"), up("child:3", "leafA")]],
+    [via("leafB"), [up("child:1", "leafB"), up("child:4", "leafB")]],
+  ]);
+  assert.deepEqual(results.map((g) => g.map((r) => [r.id, r.duplicate])), [
+    [["child:2", false], ["child:3", false]],
+    [["child:1", true], ["child:4", false]],
+  ]);
+  assert.equal(store.stats().appended - before, 3);
+  const leases = await store.queue("$upstream").lease(10);
+  assert.deepEqual(leases.map((l) => [l.message.id, l.message.source]).sort(),
+    [["child:1", "leafB"], ["child:2", "leafA"], ["child:3", "leafA"], ["child:4", "leafB"]]);
+  assert.deepEqual(leases.filter((l) => l.message.source === "leafA").map((l) => l.message.id), ["child:2", "child:3"]);
+  await assert.rejects(hub.forwardGroups([[via("leafA"), [up("child:9", "leafB")]]]), /child:9 claims source leafB but arrived for leafA/);
+});
+
 test("at the root, $upstream fans out to every northbound sink", async (t) => {
   const { hub } = await setup(t, { isRoot: true });
   hub.addSink("log");
