@@ -74,4 +74,6 @@ export function registerCoreMetrics(metrics: Metrics, src: CoreMetricSources): v
   metrics.counterFn("strata_upstream_messages_total", "Messages handed to the parent, by outcome (sent: durable there; retried; refused)", ["outcome"],
     () => { const s = up.state(); return [[{ outcome: "sent" }, s.sent], [{ outcome: "retried" }, s.retried], [{ outcome: "refused" }, s.refused]]; });
   metrics.gaugeFn("strata_upstream_open_links", "Per-identity sender links open to the parent", [], () => up.state().openLinks);
+  metrics.gaugeFn("strata_upstream_batch_version", "Batched-transfer version the parent takes (0: single messages; 3: all identities on the gateway's own link)", [],
+    () => up.state().batchVersion ?? 0);
 }

@@ -222,8 +222,8 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
         }
         attempt = 0;
         this.live = live;
-        this.setStatus("connected", { transport: live.transport, failedAttempts: 0 });
-        this.opts.logger.info({ parent: dialAddress(this.target, live.transport), transport: live.transport }, "upstream link connected");
+        this.setStatus("connected", { transport: live.transport, failedAttempts: 0, batchVersion: live.batches });
+        this.opts.logger.info({ parent: dialAddress(this.target, live.transport), transport: live.transport, batchVersion: live.batches }, "upstream link connected");
         this.downward?.connected(live.connection);
         await live.closed;
         this.live = undefined;

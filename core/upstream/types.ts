@@ -27,6 +27,11 @@ export interface UpstreamState {
   refused: number;
   /** Per-identity sender links currently open. */
   openLinks: number;
+  /**
+   * The batched-transfer version the parent takes on the current (or last) connection: 0 single messages,
+   * 1 AMQP messages, 2 Strata records per identity, 3 every identity's records on this gateway's own link.
+   */
+  batchVersion?: 0 | 1 | 2 | 3;
 }
 
 /** The child side of the gateway-to-gateway link (TOKENS.Upstream, `Gateway.upstream`). */

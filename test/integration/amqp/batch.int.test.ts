@@ -59,6 +59,7 @@ for (const version of [1, 2, 3] as const) test(`batch version ${version}: a chil
   const { seen, gw, link } = await childOfTwoLeaves(t, version);
 
   const leases = Array.from({ length: 300 }, (_, i) => lease(i % 3 === 0 ? "leafB" : "leafA", i));
+  assert.equal(link.state().batchVersion, version, "the version in use is visible in the link's state");
   const outcomes = await link.deliver(leases, new AbortController().signal);
   assert.deepEqual(new Set(outcomes), new Set(["delivered"]));
   // Versions 1 and 2 go per identity (at least a transfer each); version 3 mixes them: 300 / 64 → 5 transfers.
