@@ -530,6 +530,8 @@ export class AmqpHead {
    */
   private async onTelemetryBatch(dl: AmqpDeviceLink, receiver: Receiver, delivery: Delivery, payload: Buffer): Promise<void> {
     const refuse = (condition: string, description: string) => {
+      // The child sends each message again alone, where a refusal is its own; this names why the batch was not taken.
+      this.opts.log.info({ identity: dl.principal.id, condition, description }, "amqp batch refused; the child sends each again alone");
       delivery.reject({ condition, description });
       this.grant(receiver);
     };

@@ -7,7 +7,7 @@ import { silentLogger, type Message } from "../../../core/index.js";
 import type { Lease } from "../../../core/store/types.js";
 import { UpstreamLink } from "../../../core/upstream/link.js";
 import { IdentitySender } from "../../../core/upstream/sender.js";
-import { amqpGateway, takeFromQueue } from "./helpers.js";
+import { amqpGateway, takeFromQueue, watchedLogger } from "./helpers.js";
 
 function lease(source: string, n: number, bodyBytes = 32, attempts = 0): Lease {
   const now = Date.now();
@@ -109,7 +109,8 @@ test("a batch the parent refuses is sent again one by one, so the refusal lands 
 
 test("version 3: a record from outside the child's scope gets the whole transfer refused; sent again alone, only that message is refused", async (t) => {
   const seen = countBatches(t);
-  const gw = await amqpGateway(t);
+  const log = watchedLogger();
+  const gw = await amqpGateway(t, { logger: log.logger });
   const child = await gw.addDevice("child1", { edge: true });
   await gw.addDevice("leafA", { parent: "child1" });
   // The child believes "stranger" is below it; the parent knows it under another gateway.
@@ -121,6 +122,9 @@ test("version 3: a record from outside the child's scope gets the whole transfer
   const outcomes = await link.deliver(leases, new AbortController().signal);
   assert.equal(seen.batches, 1);
   assert.deepEqual(new Set(outcomes), new Set(["retry"]), "the refused transfer is no verdict on any one message");
+  const line = await log.waitFor((l) => l.msg === "amqp batch refused; the child sends each again alone");
+  assert.equal(line.identity, "child1");
+  assert.match(String(line.description), /record from stranger: not in child1's scope/);
   assert.equal((await gw.gw.store.queue("$upstream").lease(50)).length, 0, "nothing of the refused transfer was stored");
 
   // Retried (attempts + 1): each goes alone on its identity's link.
