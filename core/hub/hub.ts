@@ -3,7 +3,7 @@ import type { Identities, IdentityEvent, IdentityRecord, Principal } from "../id
 import type { Logger } from "../log.js";
 import type { IdentityId, InboundMessage, Message } from "../message.js";
 import type { Endpoint, Router } from "../router/types.js";
-import type { EnqueueItem, Lease, Store } from "../store/types.js";
+import type { EnqueueItem, EnqueueResult, Lease, Store } from "../store/types.js";
 import { Drain } from "./drain.js";
 import { c2dQueue, FEEDBACK, inputQueue, parseInputQueue, sinkQueue, UPSTREAM } from "./queues.js";
 import { mergePatch, TwinStore, versioned } from "./twins.js";
@@ -174,7 +174,9 @@ export class CoreHub implements Hub {
       }
     }
     if (items.length) {
-      const stored = await this.opts.store.enqueueMany(items);
+      // Awaited together with what the handlers took: whichever fails first fails the call, and the others'
+      // rejections are still handled (Promise.all listens to all of them).
+      const [stored] = await Promise.all([this.opts.store.enqueueMany(items), ...taken]) as [EnqueueResult[], ...unknown[]];
       for (let j = 0; j < items.length; j++) {
         const { message, endpoints } = items[j]!;
         const { duplicate } = stored[j]!;
@@ -183,8 +185,7 @@ export class CoreHub implements Hub {
         const [g, i] = at[j]!;
         results[g]![i] = { id: message.id, duplicate, endpoints: endpoints as string[] };
       }
-    }
-    if (taken.length) await Promise.all(taken);
+    } else if (taken.length) await Promise.all(taken);
     for (const [, messages] of groups) {
       this.counters.forwarded += messages.length;
       for (const h of this.forwardHandlers) if (h.accepted) for (const m of messages) h.accepted(m);

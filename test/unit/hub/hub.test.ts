@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
+import { StrataError } from "../../../core/errors.js";
 import { CoreHub } from "../../../core/hub/hub.js";
 import type { C2DOutcome, DeliveryOutcome, DeviceLink, MethodRequest, MethodResult, TwinProperties } from "../../../core/hub/types.js";
 import { IdentityRegistry } from "../../../core/identity/registry.js";
@@ -280,6 +281,27 @@ test("forwardGroups stores several sources' messages in one write, each under it
     [["child:1", "leafB"], ["child:2", "leafA"], ["child:3", "leafA"], ["child:4", "leafB"]]);
   assert.deepEqual(leases.filter((l) => l.message.source === "leafA").map((l) => l.message.id), ["child:2", "child:3"]);
   await assert.rejects(hub.forwardGroups([[via("leafA"), [up("child:9", "leafB")]]]), /child:9 claims source leafB but arrived for leafA/);
+});
+
+test("forwardGroups: when the store refuses, a message a handler took and that fails later leaves no unhandled rejection", async (t) => {
+  const { hub, store } = await setup(t);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  t.after(() => process.off("unhandledRejection", onUnhandled));
+  hub.addForwardHandler({
+    take: (_p, m) => (m.id === "child:1" ? new Promise((_, reject) => setTimeout(() => reject(new Error("handler failed")), 20)) : undefined),
+  });
+  // The store at its quota: the real refusal, without filling a gigabyte first.
+  store.enqueueMany = async () => { throw new StrataError("STRATA_STORE_QUOTA", "store quota reached (test)"); };
+  const up = (id: string): Message => ({
+    id, origin: "child", source: "leaf", enqueuedTime: 1000, deadline: Date.now() + 60_000, priority: 0,
+    body: Buffer.from(id), properties: {}, systemProperties: { connectionDeviceId: "leaf" },
+  });
+  const p = { ...principal("leaf"), method: "on-behalf-of" as const, actor: "child" };
+  await assert.rejects(hub.forwardGroups([[p, [up("child:1"), up("child:2")]]]), /store quota reached/);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(unhandled, []);
 });
 
 test("at the root, $upstream fans out to every northbound sink", async (t) => {
