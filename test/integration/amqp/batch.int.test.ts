@@ -173,3 +173,20 @@ test("version 3: a batch pipelined behind one that went per identity (it held a 
   assert.deepEqual(new Set(await link.deliver(Array.from({ length: 6 }, (_, i) => lease(i % 2 ? "leafA" : "leafB", i + 20)), signal)), new Set(["delivered"]));
   assert.equal(seen.batches, 6);
 });
+
+test("version 3: a leaf disabled at the parent after its records were taken is refused in the next batch (no stale check)", async (t) => {
+  const { seen, gw, link } = await childOfTwoLeaves(t, 3);
+  const signal = new AbortController().signal;
+  assert.deepEqual(await link.deliver([lease("leafA", 0), lease("leafB", 1)], signal), ["delivered", "delivered"]);
+  const leafA = gw.gw.identities.get("leafA")!;
+  await gw.gw.identities.put({ ...leafA, status: "disabled" });
+  const outcomes = await link.deliver([lease("leafA", 2), lease("leafB", 3)], signal);
+  assert.equal(seen.batches, 2);
+  assert.deepEqual(outcomes, ["retry", "retry"], "the transfer naming a disabled leaf is refused whole");
+  // Alone, on their own links: leafB's message is taken, leafA's refused.
+  const again = await link.deliver([lease("leafA", 2, 32, 1), lease("leafB", 3, 32, 1)], signal);
+  assert.notEqual(again[0], "delivered");
+  assert.equal(again[1], "delivered");
+  const stored = await takeFromQueue(gw, "$upstream", 3);
+  assert.deepEqual(stored.map((l) => Number(l.message.properties.n)).sort(), [0, 1, 3]);
+});
