@@ -19,7 +19,7 @@ pluginConformanceSuite(plugin, {
   provide(c) {
     c.register(TOKENS.Config, { useValue: { listen: { address: "127.0.0.1", mqtt: 0, amqp: 0, https: 0 } } });
     c.register(TOKENS.Hub, { useValue: { consume: () => () => undefined } });
-    c.register(TOKENS.Identities, { useValue: {} });
+    c.register(TOKENS.Identities, { useValue: { on: () => () => undefined } });
     c.register(TOKENS.HttpFront, { useValue: { websocket: () => () => undefined } });
     c.register(TOKENS.Pki, {
       useValue: new Pki({ cert: dev!.server.cert, key: dev!.server.key, chain: dev!.server.chain, trustBundle: dev!.trustBundle }),
