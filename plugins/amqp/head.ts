@@ -94,7 +94,11 @@ export class AmqpHead {
 
   /** Connection options for one accepted socket (rhea reads link defaults from them). */
   connectionOptions(peer: PeerInfo): Record<string, unknown> {
-    return { autoaccept: false, credit_window: 0, strata_peer: peer, container_id: this.container.id, offered_capabilities: [BATCH_CAPABILITY, RECORD_BATCH_CAPABILITY, MIXED_BATCH_CAPABILITY] };
+    // tcp_no_delay: a disposition or credit must not wait for the peer's delayed ACK (Nagle), see core/upstream/dial.ts.
+    return {
+      autoaccept: false, credit_window: 0, tcp_no_delay: true, strata_peer: peer, container_id: this.container.id,
+      offered_capabilities: [BATCH_CAPABILITY, RECORD_BATCH_CAPABILITY, MIXED_BATCH_CAPABILITY],
+    };
   }
 
   /** Takes a socket a transport accepted (TLS stream or rhea-wrapped WebSocket). */

@@ -2,6 +2,7 @@
 // a real gateway's AMQP head (the parent side). The spy on IdentitySender.sendBatch only counts; the real
 // method runs.
 import assert from "node:assert/strict";
+import { Socket } from "node:net";
 import { test, type TestContext } from "node:test";
 import { silentLogger, type Message } from "../../../core/index.js";
 import type { Lease } from "../../../core/store/types.js";
@@ -189,4 +190,17 @@ test("version 3: a leaf disabled at the parent after its records were taken is r
   assert.equal(again[1], "delivered");
   const stored = await takeFromQueue(gw, "$upstream", 3);
   assert.deepEqual(stored.map((l) => Number(l.message.properties.n)).sort(), [0, 1, 3]);
+});
+
+test("the child's AMQP socket to its parent and the parent's accepted socket run with TCP_NODELAY (no frame waits for a delayed ACK)", async (t) => {
+  const calls: boolean[] = [];
+  const original = Socket.prototype.setNoDelay;
+  Socket.prototype.setNoDelay = function (this: Socket, on?: boolean) {
+    calls.push(on !== false);
+    return original.call(this, on);
+  };
+  t.after(() => (Socket.prototype.setNoDelay = original));
+  const { link } = await childOfTwoLeaves(t, 3);
+  assert.equal(link.state().status, "connected");
+  assert.ok(calls.filter(Boolean).length >= 2, `setNoDelay(true) on both ends, saw ${JSON.stringify(calls)}`);
 });
