@@ -121,21 +121,14 @@ export class CoreHub implements Hub {
   }
 
   async forward(principal: Principal, message: Message): Promise<IngestResult> {
-    return (await this.forwardMany(principal, [message]))[0]!;
+    return (await this.forwardGroups([[principal, [message]]]))[0]![0]!;
   }
 
   /**
-   * Messages a child forwarded together (one batched transfer): each is offered to the forward handlers,
-   * routed, and the rest made durable in one store write (Store.enqueueMany) rather than one each.
-   */
-  async forwardMany(principal: Principal, messages: readonly Message[]): Promise<IngestResult[]> {
-    return (await this.forwardGroups([[principal, messages]]))[0]!;
-  }
-
-  /**
-   * `forwardMany` for several principals at once — the sources of one version 3 batch, each with its own
-   * principal — in one store write rather than one per source (20 leaves' 60 messages were 20 writes, promise
-   * chains and wake-ups). Results per group, in order.
+   * Messages a child forwarded together (one batched transfer), grouped by the principal each came for — the
+   * sources of a version 3 batch each have their own: every message is offered to the forward handlers, routed,
+   * and the rest made durable in one store write (Store.enqueueMany) rather than one per message or per source
+   * (20 leaves' 60 messages were 60 writes, promise chains and wake-ups). Results per group, in order.
    */
   async forwardGroups(groups: readonly (readonly [Principal, readonly Message[]])[]): Promise<IngestResult[][]> {
     for (const [principal, messages] of groups) {

@@ -107,9 +107,7 @@ export interface Hub {
   ingest(principal: Principal, message: InboundMessage): Promise<IngestResult>;
   /** A message that already has a Strata id (from a child gateway): kept as is, deduplicated by its id. */
   forward(principal: Principal, message: Message): Promise<IngestResult>;
-  /** `forward` for the messages of one batched transfer: one durable store write for all; results in order. */
-  forwardMany(principal: Principal, messages: readonly Message[]): Promise<IngestResult[]>;
-  /** `forwardMany` for several principals' messages (one version 3 batch) in one durable write; results per group. */
+  /** `forward` for one batched transfer's messages, by the principal each came for, in one durable write; results per group. */
   forwardGroups(groups: readonly (readonly [Principal, readonly Message[]])[]): Promise<IngestResult[][]>;
   /** Adds a system handler to the forward path (see ForwardHandler); returns its removal. */
   addForwardHandler(handler: ForwardHandler): () => void;

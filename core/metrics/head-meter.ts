@@ -39,14 +39,6 @@ export function meterHead(metrics: Metrics | undefined, head: string, services: 
       count(message.body);
       return result;
     },
-    forwardMany: (target) => async (principal: Parameters<Hub["forwardMany"]>[0], messages: Parameters<Hub["forwardMany"]>[1]) => {
-      const results = await target.forwardMany(principal, messages);
-      let bytes = 0;
-      for (const message of messages) bytes += message.body.length;
-      inMsgs.inc(messages.length);
-      inBytes.inc(bytes);
-      return results;
-    },
     forwardGroups: (target) => async (groups: Parameters<Hub["forwardGroups"]>[0]) => {
       const results = await target.forwardGroups(groups);
       let n = 0;

@@ -211,6 +211,8 @@ export class LevelStore implements Store {
   }
 
   async enqueue(message: Message, endpoints: readonly string[], options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    // Not enqueueMany of one: this is every device message's path, and the batch bookkeeping (a Set, five arrays,
+    // two closures) cost it ~10 % of the mqtt bench's throughput (19.4k/19.8k vs 21.7k/22.5k delivered/s).
     this.assertOpen();
     const a = this.admit(message, endpoints, options, this.now());
     if (a.kind === "duplicate") {

@@ -397,31 +397,26 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
     if (!live || live.dead) return outcomes;
     const mixed = planned && live.batches === 3;
     this.lastBatchOn = live;
-    if (mixed) {
-      const settlements = await Promise.race([
-        this.sendAll(live, this.opts.self, leases, ctx?.pipelined ?? false, true),
-        new Promise<undefined>((resolve) => {
-          if (signal.aborted) resolve(undefined);
-          signal.addEventListener("abort", () => resolve(undefined), { once: true });
-        }),
-      ]);
-      if (settlements) settlements.forEach((s, i) => (outcomes[i] = this.outcome(s, leases[i]!)));
-      return outcomes;
-    }
-    const bySource = new Map<IdentityId, number[]>();
-    for (let i = 0; i < leases.length; i++) {
-      const source = leases[i]!.message.source;
-      let list = bySource.get(source);
-      if (!list) bySource.set(source, (list = []));
-      list.push(i);
+    // Mixed: all of them, in order, on this gateway's own link; otherwise each identity's on its own link.
+    const groups: [IdentityId, number[]][] = [];
+    if (mixed) groups.push([this.opts.self, leases.map((_, i) => i)]);
+    else {
+      const bySource = new Map<IdentityId, number[]>();
+      for (let i = 0; i < leases.length; i++) {
+        const source = leases[i]!.message.source;
+        let list = bySource.get(source);
+        if (!list) bySource.set(source, (list = []));
+        list.push(i);
+      }
+      groups.push(...bySource);
     }
     const aborted = new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       signal.addEventListener("abort", () => resolve(), { once: true });
     });
-    await Promise.all([...bySource].map(async ([source, indexes]) => {
+    await Promise.all(groups.map(async ([source, indexes]) => {
       const settlements = await Promise.race([
-        this.sendAll(live, source, indexes.map((i) => leases[i]!), ctx?.pipelined ?? false),
+        this.sendAll(live, source, indexes.map((i) => leases[i]!), ctx?.pipelined ?? false, mixed),
         aborted.then(() => undefined),
       ]);
       if (!settlements) return;
