@@ -494,9 +494,13 @@ export class UpstreamLink implements Upstream, EndpointConsumer {
         settlements.push(sender.send(toAmqpMessage(l.message, now), now).then(watch));
         continue;
       }
-      if (chunk.length >= BATCH_MAX_MESSAGES || bytes + size > BATCH_MAX_BYTES) flush();
+      // Mixed, a message big enough to be refused for its size goes in a transfer of its own (as it goes alone per
+      // identity): a refusal then holds back no message sent after it, which would otherwise overtake it.
+      const alone = mixed && size > BATCH_MAX_BYTES / 2;
+      if (alone || chunk.length >= BATCH_MAX_MESSAGES || bytes + size > BATCH_MAX_BYTES) flush();
       chunk.push(l.message);
       bytes += size;
+      if (alone) flush();
     }
     flush();
     return Promise.all(settlements);

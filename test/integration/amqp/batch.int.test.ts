@@ -204,3 +204,16 @@ test("the child's AMQP socket to its parent and the parent's accepted socket run
   assert.equal(link.state().status, "connected");
   assert.ok(calls.filter(Boolean).length >= 2, `setNoDelay(true) on both ends, saw ${JSON.stringify(calls)}`);
 });
+
+test("version 3: a message big enough to be refused for its size travels alone, so the messages after it are not held back", async (t) => {
+  const seen = countBatches(t);
+  const gw = await amqpGateway(t, { config: { plugins: { amqp: { max_message_bytes: 40 * 1024 } } } });
+  const child = await gw.addDevice("child1", { edge: true });
+  await gw.addDevice("leafA", { parent: "child1" });
+  const link = await childLink(t, gw, child.key, 3);
+  // 100 kB: over the parent's 40 KiB, under a transfer's 128 KiB — it would share a transfer with what follows.
+  const leases = [lease("leafA", 0), lease("leafA", 1, 100_000), lease("leafA", 2), lease("leafA", 3)];
+  const outcomes = await link.deliver(leases, new AbortController().signal);
+  assert.deepEqual(outcomes, ["delivered", "retry", "delivered", "delivered"]);
+  assert.equal(seen.batches, 3, "before, the big one alone, after");
+});
